@@ -1,0 +1,91 @@
+// The commands that talk to a running master, and `check`.
+import type { Config } from '../config/index.js';
+import { readTcpMigrateReq } from '../metrics/kernel.js';
+import { request } from './client.js';
+import { release } from 'node:os';
+
+/** How long the CLI waits for the master to answer a request. */
+const ANSWER_TIMEOUT_MS = 10_000;
+
+export type Output = (line: string) => void;
+
+interface WorkerStatus {
+  index: number;
+  pid: number | null;
+  state: string;
+  uptimeMs: number;
+  restarts: number;
+  nextAttemptInMs?: number;
+}
+interface StatusResult {
+  pid: number;
+  config: string;
+  uptimeMs: number;
+  state: string;
+  generation: number | null;
+  listen: string[];
+  generations: { generation: number; state: string; workers: WorkerStatus[] }[];
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
+}
+
+export async function status(config: Config, json: boolean, out: Output): Promise<number> {
+  const { response } = await request(config.controlSocket, { cmd: 'status' }, ANSWER_TIMEOUT_MS);
+  if (!response.ok) throw new Error(`status: ${response.error}`);
+  if (json) {
+    out(JSON.stringify(response.result, null, 2));
+    return 0;
+  }
+  const s = response.result as StatusResult;
+  out(`handover master pid ${s.pid}, ${s.state}, up ${formatDuration(s.uptimeMs)}`);
+  out(`config:     ${s.config}`);
+  out(`listening:  ${s.listen.join(', ') || '-'}`);
+  out(`generation: ${s.generation ?? '-'}`);
+  for (const g of s.generations) {
+    out('');
+    out(`generation ${g.generation} (${g.state})`);
+    out(`  ${'worker'.padEnd(7)}${'pid'.padEnd(9)}${'state'.padEnd(10)}${'uptime'.padEnd(9)}restarts`);
+    for (const w of g.workers) {
+      const state = w.nextAttemptInMs === undefined ? w.state : `${w.state} (${formatDuration(w.nextAttemptInMs)})`;
+      out(`  ${String(w.index).padEnd(7)}${String(w.pid ?? '-').padEnd(9)}${state.padEnd(10)}${formatDuration(w.uptimeMs).padEnd(9)}${w.restarts}`);
+    }
+  }
+  return 0;
+}
+
+export async function stop(config: Config, fast: boolean, out: Output): Promise<number> {
+  const { response, closed } = await request(config.controlSocket, { cmd: 'stop', fast }, ANSWER_TIMEOUT_MS);
+  if (!response.ok) throw new Error(`stop: ${response.error}`);
+  const pid = (response.result as { pid: number }).pid;
+  out(`stopping handover master pid ${pid} (${fast ? 'fast' : 'graceful'})...`);
+  await closed;
+  out(`stopped`);
+  return 0;
+}
+
+export function check(config: Config, kernel: boolean, out: Output): number {
+  const listen = config.listen.map((l) => l.address.text + (l.tls ? ' (tls)' : '')).join(', ');
+  out(`configuration ok: ${config.file}`);
+  out(`  app:     ${config.app}`);
+  out(`  workers: ${config.workers}`);
+  out(`  listen:  ${listen}`);
+  out(`  control: ${config.controlSocket}`);
+  if (kernel) {
+    const migrate = readTcpMigrateReq();
+    out(`kernel: Linux ${release()}`);
+    out(
+      migrate === null
+        ? '  net.ipv4.tcp_migrate_req: absent (Linux < 5.14): no kernel migration'
+        : `  net.ipv4.tcp_migrate_req = ${migrate}${migrate === 1 ? '' : ' (to enable migration: add "net.ipv4.tcp_migrate_req = 1" to /etc/sysctl.d/99-handover.conf)'}`,
+    );
+  }
+  return 0;
+}

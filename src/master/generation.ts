@@ -1,0 +1,81 @@
+// A generation: N worker slots sharing one set of listener specs. Each slot
+// owns one Listener per address (the master's copy of the socket its worker
+// listens on) and at most one live WorkerHandle at a time.
+import type { Config } from '../config/index.js';
+import type { Listener, ListenerSpec } from '../net/index.js';
+import type { WorkerHandle } from './worker-handle.js';
+
+export type GenerationState = 'starting' | 'active' | 'draining' | 'gone' | 'aborted';
+
+const LEGAL: Record<GenerationState, readonly GenerationState[]> = {
+  starting: ['active', 'aborted', 'draining'],
+  active: ['draining'],
+  draining: ['gone'],
+  gone: [],
+  aborted: [],
+};
+
+/** The listener specs a configuration asks for, in its order. */
+export function specsOf(config: Config): ListenerSpec[] {
+  return config.listen.map((l) =>
+    Object.freeze({ address: l.address, backlog: l.backlog, v6only: l.v6only, tls: l.tls !== undefined }),
+  );
+}
+
+export class Slot {
+  worker: WorkerHandle | undefined;
+  /** One per spec of the generation, in the same order; empty while retired. */
+  listeners: Listener[] = [];
+  restarts = 0;
+  /** Consecutive early deaths; reset by a worker that served long enough. */
+  failures = 0;
+  backoff: { timer: NodeJS.Timeout; until: number } | undefined;
+
+  constructor(readonly index: number) {}
+
+  retireListeners(): void {
+    for (const l of this.listeners) l.retire();
+    this.listeners = [];
+  }
+
+  cancelBackoff(): void {
+    if (this.backoff) clearTimeout(this.backoff.timer);
+    this.backoff = undefined;
+  }
+}
+
+export class Generation {
+  state: GenerationState = 'starting';
+  readonly slots: Slot[];
+  readonly createdAt = Date.now();
+
+  constructor(
+    readonly id: number,
+    readonly specs: readonly ListenerSpec[],
+    workers: number,
+  ) {
+    this.slots = Array.from({ length: workers }, (_, i) => new Slot(i));
+  }
+
+  transition(from: readonly GenerationState[], to: GenerationState): boolean {
+    if (!from.includes(this.state) || !LEGAL[this.state].includes(to)) return false;
+    this.state = to;
+    return true;
+  }
+
+  workers(): WorkerHandle[] {
+    return this.slots.flatMap((s) => (s.worker ? [s.worker] : []));
+  }
+
+  liveWorkers(): WorkerHandle[] {
+    return this.workers().filter((w) => w.alive);
+  }
+
+  listeners(): Listener[] {
+    return this.slots.flatMap((s) => s.listeners);
+  }
+
+  retireListeners(): void {
+    for (const slot of this.slots) slot.retireListeners();
+  }
+}

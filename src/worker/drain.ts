@@ -1,0 +1,95 @@
+// Keep-alive-safe draining (FACTS.md, "Node 20 and HTTP draining"):
+// http.Server#close() on Node >= 19 resets keep-alive clients whose next
+// request is already in flight, so we stop accepting with the net-level
+// close, answer every further response with `Connection: close`, let idle
+// connections run out the server's own advertised keep-alive timeout, and
+// destroy whatever is left at the hard deadline (headersTimeout is no longer
+// enforced after close, so a slow client would otherwise keep us alive).
+import type { Server as HttpServer, ServerResponse, IncomingMessage } from 'node:http';
+import { Server as NetServer, type Socket } from 'node:net';
+
+export interface DrainResult {
+  /** Connections open when the drain began. */
+  readonly connections: number;
+  /** Connections still open at the deadline, destroyed. */
+  readonly killed: number;
+  readonly durationMs: number;
+}
+
+/** Tracks the connections of one server; costs one listener per connection, none per request. */
+export class ConnectionTracker {
+  private readonly sockets = new Set<Socket>();
+  private draining = false;
+
+  constructor(private readonly server: HttpServer) {
+    server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+  }
+
+  get size(): number {
+    return this.sockets.size;
+  }
+
+  /**
+   * Stop accepting new connections (synchronously: the listening handle is
+   * closed before this returns); already accepted ones are served on. The
+   * promise resolves once every connection has closed.
+   */
+  stopAccepting(): Promise<void> {
+    if (this.draining) return Promise.resolve();
+    this.draining = true;
+    this.server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
+      if (!res.headersSent) res.setHeader('Connection', 'close');
+    });
+    for (const socket of this.sockets) {
+      const res = currentResponse(socket);
+      if (res && !res.headersSent) res.setHeader('Connection', 'close');
+    }
+    return new Promise((resolve) => {
+      // The net-level close: it leaves keep-alive connections alone.
+      NetServer.prototype.close.call(this.server, () => resolve());
+    });
+  }
+
+  /** Destroys what is left; returns how many connections that was. */
+  destroyAll(): number {
+    const killed = this.sockets.size;
+    for (const socket of this.sockets) socket.destroy();
+    return killed;
+  }
+}
+
+interface WithResponse {
+  _httpMessage?: ServerResponse | null;
+}
+
+function currentResponse(socket: Socket): ServerResponse | undefined {
+  // Node keeps the response being written on the socket; undocumented but
+  // stable since the http module's beginning.
+  return (socket as unknown as WithResponse)._httpMessage ?? undefined;
+}
+
+/**
+ * Drains every tracker: resolves once all connections have closed or, at the
+ * deadline, after destroying the rest.
+ */
+export async function drain(
+  trackers: readonly ConnectionTracker[],
+  deadlineMs: number,
+  onStoppedAccepting: () => void,
+): Promise<DrainResult> {
+  const started = performance.now();
+  const connections = trackers.reduce((n, t) => n + t.size, 0);
+  const closed = Promise.all(trackers.map((t) => t.stopAccepting()));
+  onStoppedAccepting();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'deadline'>((resolve) => {
+    timer = setTimeout(() => resolve('deadline'), deadlineMs);
+  });
+  const outcome = await Promise.race([closed.then(() => 'closed' as const), deadline]);
+  clearTimeout(timer);
+  const killed = outcome === 'deadline' ? trackers.reduce((n, t) => n + t.destroyAll(), 0) : 0;
+  return { connections, killed, durationMs: performance.now() - started };
+}

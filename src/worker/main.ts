@@ -1,0 +1,115 @@
+// Worker entry: spawned by the master with its listeners in descriptor slots
+// 4.. and an IPC channel in slot 3. Order matters (DESIGN.md): load the app,
+// run init, listen on the inherited sockets (listen(2) happens here, not in
+// the master), then report ready.
+import { createServer, type Server } from 'node:http';
+import { createLogger } from '../log/logger.js';
+import {
+  MasterMessage,
+  errorInfo,
+  type DrainMessage,
+  type StartMessage,
+  type WorkerMessage,
+} from '../protocol/worker.js';
+import { loadApp, type App, type AppContext } from './app.js';
+import { ConnectionTracker, drain } from './drain.js';
+
+/** How long a worker whose master vanished keeps draining before it exits. */
+const ORPHAN_DRAIN_MS = 500;
+
+const log = createLogger({ name: 'worker' });
+const abort = new AbortController();
+let app: App | undefined;
+let ctx: AppContext | undefined;
+let trackers: ConnectionTracker[] = [];
+let draining = false;
+
+function send(message: WorkerMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.connected || !process.send) return resolve();
+    process.send(message, undefined, {}, () => resolve());
+  });
+}
+
+async function fail(phase: 'load' | 'init' | 'listen' | 'serve', err: unknown): Promise<never> {
+  log.error({ err, phase }, `worker failed during ${phase}`);
+  await send({ type: 'failed', phase, error: errorInfo(err) });
+  process.exit(1);
+}
+
+function listen(server: Server, fd: number, backlog: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ fd, backlog }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+async function start(msg: StartMessage): Promise<void> {
+  log.setBindings({ generation: msg.generation, worker: msg.index });
+  ctx = Object.freeze({ generation: msg.generation, worker: msg.index, signal: abort.signal });
+  try {
+    app = await loadApp(msg.app);
+  } catch (err) {
+    return fail('load', err);
+  }
+  try {
+    await app.init?.(ctx);
+  } catch (err) {
+    return fail('init', err);
+  }
+  try {
+    for (const l of msg.listeners) {
+      const server = createServer(app.handler);
+      trackers.push(new ConnectionTracker(server));
+      await listen(server, l.fd, l.backlog);
+    }
+  } catch (err) {
+    return fail('listen', err);
+  }
+  setInterval(() => void send({ type: 'heartbeat' }), msg.heartbeatMs).unref();
+  await send({ type: 'ready' });
+  log.debug('ready');
+}
+
+async function startDrain(timeoutMs: number, onStopped: () => void = () => {}): Promise<void> {
+  if (draining) return;
+  draining = true;
+  abort.abort();
+  const closeHook = Promise.resolve()
+    .then(() => (app && ctx ? app.close?.(ctx) : undefined))
+    .catch((err: unknown) => log.error({ err }, 'app close hook failed'));
+  const result = await drain(trackers, timeoutMs, onStopped);
+  await closeHook;
+  log.info({ ...result }, 'drained');
+  await send({ type: 'drained', ...result });
+  process.exit(0);
+}
+
+function onDrain(msg: DrainMessage): void {
+  void startDrain(msg.drainTimeoutMs, () => void send({ type: 'ack', seq: msg.seq }));
+}
+
+process.on('message', (raw: unknown) => {
+  const parsed = MasterMessage.safeParse(raw);
+  if (!parsed.success) {
+    log.error({ issues: parsed.error.issues }, 'invalid message from master');
+    return;
+  }
+  const msg = parsed.data;
+  if (msg.type === 'start') void start(msg);
+  else onDrain(msg);
+});
+
+// The master is gone (even SIGKILLed): exit on purpose rather than linger
+// as an orphan holding a listener nobody supervises.
+process.on('disconnect', () => {
+  log.warn('master went away; exiting');
+  setTimeout(() => process.exit(1), ORPHAN_DRAIN_MS + 200).unref();
+  void startDrain(ORPHAN_DRAIN_MS);
+});
+
+process.on('SIGTERM', () => process.exit(0));
+process.on('uncaughtException', (err) => void fail('serve', err));
