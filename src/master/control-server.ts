@@ -2,10 +2,10 @@
 // One JSON request line per connection, one JSON answer line. A `stop`
 // caller's connection stays open until the master exits, so `handover stop`
 // can wait for the end.
-import { chmodSync, unlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { ensureControlDir } from '../config/index.js';
+import { controlDir, ensureControlDir } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import { ControlRequest, MAX_CONTROL_LINE, type ControlResponse, type ParsedControlRequest } from '../protocol/control.js';
 
@@ -29,7 +29,12 @@ export class ControlServer {
   ) {}
 
   async listen(): Promise<void> {
-    ensureControlDir(dirname(this.path));
+    const dir = dirname(this.path);
+    // The shared fallback directories (/tmp/handover-<uid>, $XDG_RUNTIME_DIR/handover)
+    // must be ours and private; a directory the user chose, or systemd's
+    // RuntimeDirectory, is theirs to set up: the socket itself is 0600.
+    if (dir === controlDir() && !process.env['RUNTIME_DIRECTORY']) ensureControlDir(dir);
+    else mkdirSync(dir, { recursive: true, mode: 0o700 });
     if (await isAnswering(this.path)) {
       throw new ControlSocketInUse(
         `another handover master is already running with control socket ${this.path} (try: handover status)`,

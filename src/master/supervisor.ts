@@ -13,10 +13,6 @@ import { resolveIdentity, type Identity } from './identity.js';
 import { HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, WorkerHandle, type WorkerExit } from './worker-handle.js';
 import type { ParsedControlRequest } from '../protocol/control.js';
 
-/** A worker that served at least this long is replaced at once; earlier deaths back off. */
-export const MIN_UPTIME_MS = 5_000;
-export const BACKOFF_BASE_MS = 100;
-export const BACKOFF_MAX_MS = 10_000;
 /** How long old workers get to acknowledge "stop accepting" before the master shuts their listeners anyway. */
 export const DRAIN_ACK_TIMEOUT_MS = 1_000;
 /** Grace after a drain deadline before a worker that did not exit is killed. */
@@ -34,6 +30,21 @@ export type MasterEvent =
 
 export class StartError extends Error {
   override name = 'StartError';
+}
+
+/**
+ * A listening socket that is not ours on one of our ports: a stale master, or
+ * a second instance with the same uid, would silently take a share of the
+ * connections (the kernel lets the same uid join a reuseport group).
+ */
+function refuseForeignListeners(specs: readonly ListenerSpec[]): void {
+  for (const spec of specs) {
+    if (spec.address.port === 0) continue;
+    const foreign = findForeignListeners(spec.address);
+    if (foreign.length === 0) continue;
+    const who = foreign.map((f) => (f.pid ? `pid ${f.pid} (${f.command ?? '?'})` : `${f.local}, owner unknown`));
+    throw new StartError(`${spec.address.text} is already in use by ${[...new Set(who)].join(', ')}: stop it first`);
+  }
 }
 
 export class Supervisor {
@@ -69,16 +80,13 @@ export class Supervisor {
   /** Refuses foreign listeners, opens the control socket, starts generation 1. Throws StartError. */
   async start(): Promise<void> {
     const specs = specsOf(this.config);
-    for (const spec of specs) {
-      const foreign = findForeignListeners(spec.address);
-      if (foreign.length > 0) {
-        const who = foreign.map((f) => (f.pid ? `pid ${f.pid} (${f.command ?? '?'})` : `${f.local}, owner unknown`));
-        throw new StartError(
-          `${spec.address.text} is already in use by ${who.join(', ')}: stop it first (a stale handover master or a second instance would silently take a share of the connections)`,
-        );
-      }
-    }
     await this.control.listen();
+    try {
+      refuseForeignListeners(specs);
+    } catch (err) {
+      await this.control.close();
+      throw err;
+    }
     const migrate = readTcpMigrateReq();
     this.log.info(
       { config: this.config.file, workers: this.config.workers, tcpMigrateReq: migrate, control: this.config.controlSocket },
@@ -217,10 +225,10 @@ export class Supervisor {
    */
   private replace(generation: Generation, slot: Slot, dead: WorkerHandle): void {
     const uptime = Date.now() - dead.startedAt;
-    const servedLongEnough = dead.servedAt !== undefined && uptime >= MIN_UPTIME_MS;
+    const servedLongEnough = dead.servedAt !== undefined && uptime >= this.config.restart.minUptimeMs;
     slot.restarts++;
     slot.failures = servedLongEnough ? 0 : slot.failures + 1;
-    const delay = slot.failures === 0 ? 0 : Math.min(BACKOFF_BASE_MS * 2 ** (slot.failures - 1), BACKOFF_MAX_MS);
+    const delay = this.backoffDelay(slot);
     if (delay > 0 || readTcpMigrateReq() === 1) slot.retireListeners();
     if (delay === 0) {
       this.respawn(generation, slot);
@@ -239,6 +247,11 @@ export class Supervisor {
     };
   }
 
+  private backoffDelay(slot: Slot): number {
+    const { backoffMs, backoffMaxMs } = this.config.restart;
+    return slot.failures === 0 ? 0 : Math.min(backoffMs * 2 ** (slot.failures - 1), backoffMaxMs);
+  }
+
   private onRespawn(generation: Generation, slot: Slot): void {
     slot.backoff = undefined;
     if (this.stopping || generation !== this.active || slot.worker) return;
@@ -252,7 +265,7 @@ export class Supervisor {
     } catch (err) {
       this.log.error({ err, worker: slot.index }, `could not start a replacement for worker ${slot.index}`);
       slot.failures++;
-      const delay = Math.min(BACKOFF_BASE_MS * 2 ** (slot.failures - 1), BACKOFF_MAX_MS);
+      const delay = this.backoffDelay(slot);
       slot.backoff = { until: Date.now() + delay, timer: setTimeout(() => this.dispatch({ type: 'respawn', generation, slot }), delay) };
       return;
     }

@@ -1,0 +1,23 @@
+// The configuration module's public face. Everything else in src/ imports
+// from here, so the files behind it can be rearranged freely.
+
+export type {
+  Config,
+  ListenConfig,
+  LogLevel,
+  ReloadConfig,
+  SocketAddress,
+  Strategy,
+  TlsFiles,
+} from './types.js';
+export { ConfigError, formatProblem, loadConfig, parseConfig, type ConfigProblem } from './load.js';
+export { configJsonSchema, configSchema, type ConfigInput } from './schema.js';
+export {
+  controlDir,
+  defaultControlSocket,
+  ensureControlDir,
+  MAX_SOCKET_PATH_BYTES,
+  socketPathProblem,
+} from './control-path.js';
+export { parseAddress, parseDuration, type Parsed } from './notation.js';
+export { autoWorkers, cgroupCpuLimit } from './cpu-quota.js';

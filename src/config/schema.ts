@@ -1,0 +1,222 @@
+// The YAML configuration, described once. Validation, defaults and the JSON
+// Schema that editors and the README's reference use all come from here, so
+// they cannot drift apart. Keys are snake_case as users write them; load.ts
+// maps the result to the camelCase `Config`.
+
+import { z } from 'zod';
+import {
+  ADDRESS_HINT,
+  DURATION_HINT,
+  DURATION_PATTERN,
+  MAX_DURATION_MS,
+  parseAddress,
+  parseDuration,
+} from './notation.js';
+import type { SocketAddress } from './types.js';
+
+export const STRATEGIES = ['auto', 'bpf', 'migrate', 'drain', 'inherit', 'none'] as const;
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+
+/**
+ * Cross-field refinements run even when a sibling value failed, so that one
+ * pass reports every problem. Their argument may then be anything the user
+ * wrote (or zod's placeholder for a failed field), whatever its static type
+ * says, so they check before reading.
+ */
+const always = { when: () => true };
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object';
+}
+
+/** The parsed address of a listener-like value, or undefined if it did not parse. */
+function addressOf(value: unknown): SocketAddress | undefined {
+  const a = isRecord(value) ? value['address'] : undefined;
+  return isRecord(a) && typeof a['text'] === 'string' && typeof a['port'] === 'number' ? (a as unknown as SocketAddress) : undefined;
+}
+
+const address = z
+  .string({ error: ADDRESS_HINT })
+  .transform((text, ctx): SocketAddress => {
+    const parsed = parseAddress(text);
+    if (parsed.ok) return parsed.value;
+    ctx.addIssue({ code: 'custom', message: parsed.message, input: text });
+    return z.NEVER;
+  })
+  .meta({ description: 'host:port with a literal IP (or localhost); IPv6 in brackets; port 0 picks a free port', examples: ['127.0.0.1:8080', '[::]:443'] });
+
+const duration = z
+  .union([z.string().regex(DURATION_PATTERN, DURATION_HINT), z.number().min(0, DURATION_HINT)], { error: DURATION_HINT })
+  .transform((value, ctx): number => {
+    const parsed = parseDuration(value);
+    if (parsed.ok) return parsed.value;
+    ctx.addIssue({ code: 'custom', message: parsed.message, input: value });
+    return z.NEVER;
+  });
+
+/** Defaults are given in the notation users write, so the JSON Schema shows "10s", not 10000. */
+function durationWithDefault(fallback: string, description: string) {
+  return duration.prefault(fallback).meta({ description: `${description} (max ${MAX_DURATION_MS} ms)`, examples: ['500ms', '10s', '2m'] });
+}
+
+const path = (what: string) => z.string({ error: `expected a path to the ${what}` }).min(1, 'must not be empty');
+
+const tls = z
+  .strictObject({
+    cert: path('certificate chain (PEM)').meta({ description: 'certificate chain, PEM; relative to this file' }),
+    key: path('private key (PEM)').meta({ description: 'private key, PEM; read by the master only' }),
+  })
+  .meta({ description: 'serve HTTPS on this address' });
+
+const listener = z
+  .strictObject({
+    address,
+    backlog: z
+      .int('must be an integer from 1 to 65535')
+      .min(1, 'must be from 1 to 65535')
+      .max(65535, 'must be from 1 to 65535')
+      .default(511)
+      .meta({ description: 'accept queue length; the kernel caps it at net.core.somaxconn' }),
+    v6only: z.boolean().default(false).meta({ description: 'IPv6 only: do not also accept IPv4-mapped connections' }),
+    tls: tls.optional(),
+  })
+  .superRefine((l, ctx) => {
+    const addr = addressOf(l);
+    if (isRecord(l) && l.v6only === true && addr?.family === 4) {
+      ctx.addIssue({ code: 'custom', path: ['v6only'], message: `applies to IPv6 addresses only, and ${addr.text} is IPv4` });
+    }
+  }, always);
+
+const listeners = z
+  .array(listener, { error: 'expected a list of listeners, e.g. "- address: 127.0.0.1:8080"' })
+  .min(1, 'at least one listen address is needed')
+  .superRefine((list, ctx) => {
+    // Port 0 asks the kernel for a fresh port each time, so two of them never clash.
+    const first = new Map<string, number>();
+    if (!Array.isArray(list)) return;
+    list.forEach((l: unknown, i) => {
+      const addr = addressOf(l);
+      if (!addr || addr.port === 0) return;
+      const seen = first.get(addr.text);
+      if (seen === undefined) first.set(addr.text, i);
+      else ctx.addIssue({ code: 'custom', path: [i, 'address'], message: `duplicate listen address ${addr.text} (also listen.${seen}.address)` });
+    });
+  }, always);
+
+const reload = z
+  .strictObject({
+    strategy: z
+      .enum(STRATEGIES, { error: `must be one of ${STRATEGIES.join(', ')}` })
+      .default('auto')
+      .meta({ description: 'how queued connections move to the new generation; auto picks the best the kernel allows' }),
+    set_tcp_migrate_req: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'let the master set the namespace-wide sysctl net.ipv4.tcp_migrate_req=1' }),
+    ready_timeout: durationWithDefault('10s', 'how long new workers may take to report ready before the reload rolls back'),
+    settle: durationWithDefault('0s', 'wait after ready, before the switch, checking the new workers stay alive'),
+    drain_timeout: durationWithDefault('30s', 'how long old workers may finish in-flight requests before they are killed'),
+    watch: z.boolean().default(true).meta({ description: 'reload when this file or the TLS files change' }),
+  })
+  .prefault({});
+
+const restart = z
+  .strictObject({
+    min_uptime: durationWithDefault('5s', 'a worker that served this long is replaced at once; earlier deaths back off'),
+    backoff: durationWithDefault('100ms', 'first delay before restarting a worker that died early; doubles per early death'),
+    backoff_max: durationWithDefault('10s', 'cap of the restart backoff'),
+  })
+  .prefault({});
+
+const envName = z.string().regex(/^[^=\0]+$/, 'environment variable names cannot be empty or contain "=" or NUL');
+// YAML reads `PORT: 8080` as a number; the environment only has strings, and
+// making users quote every number would be pedantry with no safety gain.
+const envValue = z
+  .union([z.string(), z.number(), z.boolean()], { error: 'must be a string' })
+  .transform(String)
+  .refine((v) => !v.includes('\0'), 'environment values cannot contain NUL');
+
+const account = (what: string) =>
+  z
+    .union([z.string().min(1, 'must not be empty'), z.int().min(0, 'must not be negative')], { error: `expected a ${what} name or id` })
+    .transform(String);
+
+export const configSchema = z
+  .strictObject({
+    app: path('app module')
+      .meta({ description: 'the app module (compiled JavaScript); relative to this file' }),
+    workers: z
+      .union([z.literal('auto'), z.int('must be a whole number').min(1, 'must be at least 1')], {
+        error: 'must be a positive integer or "auto"',
+      })
+      .default('auto')
+      .meta({ description: 'worker processes; auto = CPUs available, honouring the cgroup CPU quota' }),
+    listen: listeners.meta({ description: 'addresses to serve; each worker gets its own SO_REUSEPORT socket per address' }),
+    reload,
+    restart,
+    stop_delay: durationWithDefault('0s', 'keep serving this long after SIGTERM so a load balancer can take the host out'),
+    metrics: z
+      .strictObject({ listen: address })
+      .optional()
+      .meta({ description: 'Prometheus endpoint; off when absent' }),
+    control: z
+      .strictObject({ socket: path('control socket').meta({ description: 'Unix socket path, at most 107 bytes; relative to this file' }) })
+      .optional()
+      .meta({ description: 'control socket for reload/stop/status; default is derived from this file\'s path' }),
+    user: account('user').optional().meta({ description: 'run workers as this user (needs root)' }),
+    group: account('group').optional().meta({ description: 'run workers with this group (needs root)' }),
+    log: z
+      .strictObject({ level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info') })
+      .prefault({}),
+    env: z
+      .record(envName, envValue, {
+        // Only for a wrong type: a bad key or value keeps its own message.
+        error: (issue) => (issue.code === 'invalid_type' ? 'expected a map of environment variables, e.g. { NODE_ENV: production }' : undefined),
+      })
+      .default({})
+      .meta({ description: 'extra environment for the workers' }),
+  })
+  .superRefine((c, ctx) => {
+    const metrics = isRecord(c.metrics) ? addressOf({ address: c.metrics.listen }) : undefined;
+    const listen: readonly unknown[] = Array.isArray(c.listen) ? c.listen : [];
+    if (metrics && metrics.port !== 0 && listen.some((l) => addressOf(l)?.text === metrics.text)) {
+      ctx.addIssue({ code: 'custom', path: ['metrics', 'listen'], message: `${metrics.text} is also a listen address` });
+    }
+  }, always);
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ConfigDocument = z.output<typeof configSchema>;
+
+/** A JSON Schema node, as far as this module reads one. */
+export interface JsonSchemaNode {
+  readonly properties?: Readonly<Record<string, JsonSchemaNode>>;
+  readonly items?: JsonSchemaNode;
+  readonly anyOf?: readonly JsonSchemaNode[];
+  readonly [key: string]: unknown;
+}
+
+let jsonSchema: JsonSchemaNode | undefined;
+
+/**
+ * The input side (what users write, with defaults in their notation), for
+ * `# yaml-language-server: $schema=…` and the generated README reference.
+ */
+export function configJsonSchema(): JsonSchemaNode {
+  jsonSchema ??= z.toJSONSchema(configSchema, { io: 'input' }) as JsonSchemaNode;
+  return jsonSchema;
+}
+
+/** The keys a mapping accepts at `path` (array indexes skipped), for "did you mean" hints. */
+export function knownKeys(path: readonly PropertyKey[]): readonly string[] {
+  let node: JsonSchemaNode | undefined = configJsonSchema();
+  for (const segment of path) {
+    if (!node) return [];
+    node = typeof segment === 'number' ? node.items : objectBranch(node)?.properties?.[String(segment)];
+  }
+  return Object.keys((node && objectBranch(node))?.properties ?? {});
+}
+
+function objectBranch(node: JsonSchemaNode): JsonSchemaNode | undefined {
+  if (node.properties) return node;
+  return node.anyOf?.find((n) => n.properties !== undefined);
+}

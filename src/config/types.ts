@@ -1,0 +1,60 @@
+// The validated, frozen shape of a configuration. Everything here is plain
+// data: durations are milliseconds, paths are absolute, addresses parsed.
+
+export type Strategy = 'auto' | 'bpf' | 'migrate' | 'drain' | 'inherit' | 'none';
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+
+/** A parsed `host:port` or `[v6]:port`. `text` is the canonical form used in logs and metrics labels. */
+export interface SocketAddress {
+  readonly host: string;
+  readonly port: number;
+  readonly family: 4 | 6;
+  readonly text: string;
+}
+
+export interface TlsFiles {
+  readonly cert: string;
+  readonly key: string;
+}
+
+export interface ListenConfig {
+  readonly address: SocketAddress;
+  readonly backlog: number;
+  readonly v6only: boolean;
+  readonly tls?: TlsFiles;
+}
+
+export interface ReloadConfig {
+  readonly strategy: Strategy;
+  readonly setTcpMigrateReq: boolean;
+  readonly readyTimeoutMs: number;
+  readonly settleMs: number;
+  readonly drainTimeoutMs: number;
+  readonly watch: boolean;
+}
+
+export interface RestartConfig {
+  readonly minUptimeMs: number;
+  readonly backoffMs: number;
+  readonly backoffMaxMs: number;
+}
+
+export interface Config {
+  /** Absolute path of the file this was read from. */
+  readonly file: string;
+  /** Absolute path of the app module (resolved relative to the config file). */
+  readonly app: string;
+  /** Resolved worker count (`auto` already turned into a number). */
+  readonly workers: number;
+  readonly listen: readonly ListenConfig[];
+  readonly reload: ReloadConfig;
+  readonly restart: RestartConfig;
+  readonly stopDelayMs: number;
+  readonly metrics?: { readonly listen: SocketAddress };
+  /** Control socket path: explicit, or the deterministic per-service default. */
+  readonly controlSocket: string;
+  readonly user?: string;
+  readonly group?: string;
+  readonly log: { readonly level: LogLevel };
+  readonly env: Readonly<Record<string, string>>;
+}

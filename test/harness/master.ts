@@ -1,0 +1,183 @@
+// Starting a real handover master (the built dist/main.js) for a test,
+// inside a network namespace of the test's own or, for tests that need no
+// root, in the current one. Logs are parsed from its JSON stdout.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Netns } from './netns.js';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const MAIN = join(ROOT, 'dist/main.js');
+export const APPS = join(ROOT, 'test/fixtures/apps');
+export const HELLO = join(ROOT, 'examples/hello/app.js');
+
+export type LogLine = Record<string, unknown> & { msg?: string; level?: number };
+
+export interface MasterOptions {
+  /** YAML text of the configuration; `app` paths may be absolute. */
+  readonly yaml: string;
+  readonly ns?: Netns;
+  readonly env?: Record<string, string>;
+}
+
+export class MasterProcess {
+  readonly logs: LogLine[] = [];
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr = '';
+  private waiters = new Set<() => void>();
+
+  private constructor(
+    readonly dir: string,
+    readonly configFile: string,
+    private readonly ns: Netns | undefined,
+    env: Record<string, string>,
+  ) {
+    const args = [MAIN, 'start', '-c', configFile];
+    const opts = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], env: { ...process.env, HANDOVER_LOG_PRETTY: '0', ...env } };
+    this.child = ns ? ns.spawn(process.execPath, args, opts) : spawn(process.execPath, args, opts);
+    let buffered = '';
+    this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      buffered += chunk;
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        try {
+          this.logs.push(JSON.parse(line) as LogLine);
+        } catch {
+          this.logs.push({ msg: line, raw: true });
+        }
+        for (const w of this.waiters) w();
+      }
+    });
+    this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (this.stderr += chunk));
+    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
+    void this.exited.then(() => {
+      for (const w of this.waiters) w();
+    });
+  }
+
+  static start(options: MasterOptions): MasterProcess {
+    const dir = mkdtempSync(join(tmpdir(), 'handover-test-'));
+    const configFile = join(dir, 'handover.yaml');
+    const control = `control: { socket: ${join(dir, 'control.sock')} }\n`;
+    writeFileSync(configFile, options.yaml.includes('control:') ? options.yaml : options.yaml + control);
+    return new MasterProcess(dir, configFile, options.ns, options.env ?? {});
+  }
+
+  get pid(): number {
+    if (this.child.pid === undefined) throw new Error('master has no pid');
+    return this.child.pid;
+  }
+
+  /** Waits for a log line matching `match`, at most `timeoutMs`. */
+  waitForLog(match: (line: LogLine) => boolean, timeoutMs = 15_000, from = 0): Promise<LogLine> {
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        const found = this.logs.slice(from).find(match);
+        if (found) {
+          done();
+          resolve(found);
+        } else if (this.child.exitCode !== null || this.child.signalCode !== null) {
+          done();
+          reject(new Error(`master exited before the expected log line; stderr: ${this.stderr.trim()}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`no matching log line within ${timeoutMs} ms; last lines:\n${this.logs.slice(-10).map((l) => JSON.stringify(l)).join('\n')}\nstderr: ${this.stderr}`));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  /** Resolves once the master logs that it serves, with the worker pids. */
+  async serving(timeoutMs = 15_000): Promise<number[]> {
+    const line = await this.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('serving '), timeoutMs);
+    return line['pids'] as number[];
+  }
+
+  /** Runs the CLI against this master's configuration. */
+  cli(args: readonly string[], timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return runCli([...args, '-c', this.configFile], timeoutMs);
+  }
+
+  async status(): Promise<Status> {
+    const r = await this.cli(['status', '--json']);
+    if (r.code !== 0) throw new Error(`status failed (${r.code}): ${r.stderr}`);
+    return JSON.parse(r.stdout) as Status;
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(sig);
+  }
+
+  /** Stops the master (SIGTERM, then SIGKILL after `timeoutMs`) and removes its files. */
+  async dispose(timeoutMs = 10_000): Promise<void> {
+    this.signal('SIGTERM');
+    const timer = setTimeout(() => this.signal('SIGKILL'), timeoutMs);
+    await this.exited;
+    clearTimeout(timer);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export interface Status {
+  pid: number;
+  generation: number | null;
+  listen: string[];
+  generations: { generation: number; state: string; workers: { index: number; pid: number | null; state: string; restarts: number }[] }[];
+}
+
+export function runCli(args: readonly string[], timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HANDOVER_LOG_PRETTY: '0' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`handover ${args.join(' ')} did not finish within ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Live pids from a list (signal 0 probe). */
+export function alivePids(pids: readonly number[]): number[] {
+  return pids.filter((pid) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `probe` until it returns a value that is not undefined, or throws after `timeoutMs`. */
+export async function until<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
