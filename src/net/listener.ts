@@ -1,0 +1,138 @@
+// The master's copy of a listening socket. The master binds it but never
+// listens on it (a worker's `server.listen({ fd, backlog })` does: FACTS.md
+// "must know" 2); it keeps the copy so that it can take the socket out of
+// LISTEN for every holder at once with shutdown(2), whatever the worker is
+// doing ("must know" 1).
+
+import type { SocketAddress } from '../config/types.js';
+import {
+  bind, close, constants as C, getsockname, isListening, isSyscallError, setsockoptInt, shutdown,
+  socket, socketAddress, tcpInfoQueue,
+} from '../sys/index.js';
+import type { AcceptQueue } from '../sys/index.js';
+import type { ListenerSpec } from './spec.js';
+
+export class Listener {
+  readonly spec: ListenerSpec;
+  /** The port actually bound (resolved when the spec asks for port 0). */
+  readonly port: number;
+  /** The bound address, with the resolved port: use its `text` in logs and errors. */
+  readonly address: SocketAddress;
+  #fd: number | undefined;
+
+  /** Takes ownership of `fd`, a socket already bound for `spec`. */
+  constructor(fd: number, spec: ListenerSpec, port: number) {
+    this.#fd = fd;
+    this.spec = spec;
+    this.port = port;
+    this.address = socketAddress(spec.address.host, port, spec.address.family);
+  }
+
+  /** The descriptor; throws once the listener is closed. */
+  get fd(): number {
+    if (this.#fd === undefined) throw new Error(`listener ${this.address.text} is closed`);
+    return this.#fd;
+  }
+
+  get closed(): boolean {
+    return this.#fd === undefined;
+  }
+
+  /** SO_ACCEPTCONN: whether some holder has put the socket in LISTEN. */
+  isListening(): boolean {
+    return isListening(this.fd, this.#target());
+  }
+
+  /** Accept-queue length and backlog (TCP_INFO), or null when not in LISTEN. */
+  queue(): AcceptQueue | null {
+    return this.isListening() ? tcpInfoQueue(this.fd, this.#target()) : null;
+  }
+
+  /**
+   * Takes the socket out of LISTEN for every process holding it; with
+   * migration on, its queue moves to the group's other listeners. Safe to
+   * repeat, and on a socket that never listened.
+   */
+  shutdown(): void {
+    try {
+      shutdown(this.fd, C.SHUT_RDWR, this.#target());
+    } catch (err) {
+      if (!isSyscallError(err, 'ENOTCONN')) throw err;
+    }
+  }
+
+  /** Closes the master's copy only: other holders keep the socket (and its LISTEN state). Idempotent. */
+  close(): void {
+    const fd = this.#fd;
+    if (fd === undefined) return;
+    this.#fd = undefined;
+    close(fd, `fd ${fd} (${this.address.text})`);
+  }
+
+  /** shutdown() then close(): the one way to release a listener for good. Idempotent. */
+  retire(): void {
+    if (this.closed) return;
+    try {
+      this.shutdown();
+    } finally {
+      this.close();
+    }
+  }
+
+  toString(): string {
+    return `Listener(${this.address.text}, ${this.#fd === undefined ? 'closed' : `fd ${this.#fd}`})`;
+  }
+
+  #target(): string {
+    return `fd ${this.#fd} (${this.address.text})`;
+  }
+}
+
+/**
+ * Opens `count` bound, non-listening SO_REUSEPORT sockets for `spec`, all on
+ * one port: `port` if given, else the spec's; when that is 0 the first bind
+ * picks it. On failure closes what it opened and rethrows.
+ */
+export function openListeners(spec: ListenerSpec, count: number, port?: number): Listener[] {
+  if (!Number.isInteger(count) || count < 0) throw new RangeError(`listener count must be an integer ≥ 0 (got ${count})`);
+  const opened: Listener[] = [];
+  let next = port ?? spec.address.port;
+  try {
+    for (let i = 0; i < count; i++) {
+      const listener = openListener(spec, next);
+      opened.push(listener);
+      next = listener.port;
+    }
+  } catch (err) {
+    for (const l of opened) quietly(() => l.close());
+    throw err;
+  }
+  return opened;
+}
+
+/** Opens one bound, non-listening SO_REUSEPORT socket for `spec` on `port` (0: the kernel picks). */
+export function openListener(spec: ListenerSpec, port: number = spec.address.port): Listener {
+  const { host, family } = spec.address;
+  const address = socketAddress(host, port, family);
+  const fd = socket(family, address.text);
+  try {
+    setsockoptInt(fd, C.SOL_SOCKET, C.SO_REUSEADDR, 1, address.text);
+    setsockoptInt(fd, C.SOL_SOCKET, C.SO_REUSEPORT, 1, address.text);
+    if (family === 6) setsockoptInt(fd, C.IPPROTO_IPV6, C.IPV6_V6ONLY, spec.v6only ? 1 : 0, address.text);
+    bind(fd, address, address.text);
+    const bound = port === 0 ? getsockname(fd, address.text).port : port;
+    return new Listener(fd, spec, bound);
+  } catch (err) {
+    quietly(() => close(fd));
+    throw err;
+  }
+}
+
+// On a failure path the first error is the one worth reporting.
+function quietly(release: () => void): void {
+  try {
+    release();
+  } catch {
+    // already failing
+  }
+}

@@ -1,0 +1,244 @@
+// The master's listeners on real sockets in this process: bound with
+// SO_REUSEPORT and CLOEXEC but not listening, listened on by a Node server
+// the way a worker does, retired, and never leaked.
+
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import { after, describe, it } from 'node:test';
+import type { SocketAddress } from '../../src/config/types.js';
+import {
+  findForeignListeners, listenerSpec, openListener, openListeners, readTcpTable, sameSpec, socketAddress,
+  specKey, SyscallError, TCP_LISTEN,
+} from '../../src/net/index.js';
+import type { Listener, ListenerSpec } from '../../src/net/index.js';
+import { constants as C, dupCloexec, getsockoptInt } from '../../src/sys/index.js';
+
+const BACKLOG = 7;
+const O_CLOEXEC = 0o2000000;
+const HAS_IPV6 = existsSync('/proc/net/if_inet6') && readFileSync('/proc/net/if_inet6', 'utf8').includes(' lo');
+
+const v4 = (host: string, port = 0): SocketAddress => socketAddress(host, port, 4);
+const v6 = (host: string, port = 0): SocketAddress => socketAddress(host, port, 6);
+const spec = (address: SocketAddress, extra: Partial<Omit<ListenerSpec, 'address'>> = {}): ListenerSpec =>
+  listenerSpec({ address, backlog: BACKLOG, ...extra });
+
+const fdCount = (): number => readdirSync('/proc/self/fd').length;
+
+/** Flags of a descriptor from /proc/self/fdinfo (octal, as the kernel prints them). */
+function fdFlags(fd: number): number {
+  const m = /^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+  assert.ok(m?.[1], `no flags in /proc/self/fdinfo/${fd}`);
+  return parseInt(m[1], 8);
+}
+
+/** Listens on a duplicate of the listener's fd, as a worker does with the copy it inherits. */
+function serve(listener: Listener, onConnection: (s: net.Socket) => void = (s) => s.end('hi')): Promise<net.Server> {
+  const server = net.createServer(onConnection);
+  // Positional backlog: Node 20 ignores `backlog` inside the options object when listening on an fd.
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ fd: dupCloexec(listener.fd) }, listener.spec.backlog, () => resolve(server));
+  });
+}
+
+function closeServer(server: net.Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+function fetchGreeting(address: SocketAddress): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let data = '';
+    const socket = net.connect({ host: address.host, port: address.port });
+    socket.setTimeout(5_000, () => socket.destroy(new Error(`no answer from ${address.text}`)));
+    socket.on('data', (d) => (data += d.toString()));
+    socket.on('end', () => resolve(data));
+    socket.on('error', reject);
+  });
+}
+
+function listenEntries(port: number) {
+  return readTcpTable().filter((e) => e.state === TCP_LISTEN && e.localPort === port);
+}
+
+const cleanup: Array<() => unknown> = [];
+after(async () => {
+  for (const release of cleanup.reverse()) await release();
+});
+
+describe('openListeners', () => {
+  it('opens N bound, non-listening, CLOEXEC, SO_REUSEPORT sockets sharing the resolved port', () => {
+    const ls = openListeners(spec(v4('127.0.0.1')), 3);
+    cleanup.push(() => ls.forEach((l) => l.retire()));
+    assert.equal(ls.length, 3);
+    const port = ls[0]?.port ?? 0;
+    assert.ok(port > 0, 'port 0 was resolved');
+    for (const l of ls) {
+      assert.equal(l.port, port);
+      assert.equal(l.address.text, `127.0.0.1:${port}`);
+      assert.equal(l.isListening(), false);
+      assert.equal(l.queue(), null);
+      assert.ok((fdFlags(l.fd) & O_CLOEXEC) !== 0, `fd ${l.fd} has O_CLOEXEC`);
+      assert.equal(getsockoptInt(l.fd, C.SOL_SOCKET, C.SO_REUSEPORT), 1);
+      assert.equal(getsockoptInt(l.fd, C.SOL_SOCKET, C.SO_REUSEADDR), 1);
+    }
+    assert.equal(new Set(ls.map((l) => l.fd)).size, 3);
+    assert.equal(listenEntries(port).length, 0, 'nothing in LISTEN before a worker listens');
+  });
+
+  it('a Node server listening on each copy puts all of them in LISTEN with the configured backlog', async () => {
+    const ls = openListeners(spec(v4('127.0.0.1')), 3);
+    const servers = await Promise.all(ls.map((l) => serve(l)));
+    cleanup.push(() => ls.forEach((l) => l.retire()));
+    const port = ls[0]?.port ?? 0;
+    for (const l of ls) {
+      assert.equal(l.isListening(), true);
+      assert.deepEqual(l.queue(), { queued: 0, backlog: BACKLOG });
+    }
+    assert.equal(listenEntries(port).length, 3, 'three LISTEN sockets in /proc/self/net/tcp');
+    for (let i = 0; i < 6; i++) assert.equal(await fetchGreeting(ls[0]?.address ?? v4('127.0.0.1', port)), 'hi');
+
+    // The servers close their copies; the master's copies keep the sockets in LISTEN (FACTS.md "must know" 1)…
+    await Promise.all(servers.map(closeServer));
+    assert.deepEqual(ls.map((l) => l.isListening()), [true, true, true]);
+    // …until the master shuts them down.
+    for (const l of ls) l.shutdown();
+    assert.deepEqual(ls.map((l) => l.isListening()), [false, false, false]);
+    assert.equal(listenEntries(port).length, 0);
+    for (const l of ls) l.shutdown(); // idempotent
+  });
+
+  it('binds a given port for a replacement socket (openListener) and for a later generation', async () => {
+    const s = spec(v4('127.0.0.1'));
+    const [first] = openListeners(s, 1);
+    assert.ok(first);
+    cleanup.push(() => first.retire());
+    const replacement = openListener(s, first.port);
+    const next = openListeners(s, 2, first.port);
+    cleanup.push(() => [replacement, ...next].forEach((l) => l.retire()));
+    assert.deepEqual([replacement.port, ...next.map((l) => l.port)], [first.port, first.port, first.port]);
+  });
+
+  it('opens IPv6 sockets with IPV6_V6ONLY as the spec says', { skip: HAS_IPV6 ? false : 'no IPv6 on lo' }, () => {
+    const only = openListeners(spec(v6('::1'), { v6only: true }), 2);
+    const dual = openListeners(spec(v6('::'), { v6only: false }), 1);
+    cleanup.push(() => [...only, ...dual].forEach((l) => l.retire()));
+    assert.equal(only[0]?.port, only[1]?.port);
+    assert.match(only[0]?.address.text ?? '', /^\[::1\]:\d+$/);
+    for (const l of only) assert.equal(getsockoptInt(l.fd, C.IPPROTO_IPV6, C.IPV6_V6ONLY), 1);
+    assert.equal(getsockoptInt(dual[0]?.fd ?? -1, C.IPPROTO_IPV6, C.IPV6_V6ONLY), 0);
+  });
+
+  it('fails with a SyscallError naming bind, the address and EADDRINUSE when a plain server holds the port', async () => {
+    const plain = net.createServer();
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => closeServer(plain));
+    const port = (plain.address() as net.AddressInfo).port;
+    const before = fdCount();
+    assert.throws(
+      () => openListeners(spec(v4('127.0.0.1', port)), 3),
+      (err: unknown) => {
+        assert.ok(err instanceof SyscallError);
+        assert.equal(err.message, `bind 127.0.0.1:${port}: EADDRINUSE`);
+        assert.equal(err.syscall, 'bind');
+        assert.equal(err.code, 'EADDRINUSE');
+        assert.equal(err.errno, 98);
+        assert.equal(err.target, `127.0.0.1:${port}`);
+        return true;
+      },
+    );
+    assert.equal(fdCount(), before, 'the failed attempt left no descriptor open');
+  });
+
+  it('closes what it opened when a bind fails', () => {
+    const before = fdCount();
+    for (let i = 0; i < 50; i++) {
+      // 192.0.2.0/24 is TEST-NET-1: not an address of this machine.
+      assert.throws(() => openListeners(spec(v4('192.0.2.1', 1234)), 3), { code: 'EADDRNOTAVAIL' });
+    }
+    assert.equal(fdCount(), before);
+  });
+});
+
+describe('Listener', () => {
+  it('close() and retire() are idempotent; a closed listener throws on use', () => {
+    const [l] = openListeners(spec(v4('127.0.0.1')), 1);
+    assert.ok(l);
+    l.shutdown(); // never listened: ENOTCONN, ignored
+    l.close();
+    l.close();
+    l.retire();
+    assert.equal(l.closed, true);
+    assert.throws(() => l.fd, /closed/);
+    assert.throws(() => l.isListening(), /closed/);
+    assert.throws(() => l.shutdown(), /closed/);
+  });
+
+  it('leaks no descriptor over 200 open/retire cycles', () => {
+    const s = spec(v4('127.0.0.1'));
+    const before = fdCount();
+    for (let i = 0; i < 200; i++) {
+      const ls = openListeners(s, 3);
+      for (const l of ls) l.close();
+      for (const l of ls) l.retire();
+    }
+    assert.equal(fdCount(), before);
+  });
+});
+
+describe('findForeignListeners', () => {
+  it("finds a plain server on the port, with this process's pid and command", async () => {
+    const plain = net.createServer();
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => closeServer(plain));
+    const port = (plain.address() as net.AddressInfo).port;
+
+    const start = performance.now();
+    const found = findForeignListeners(v4('127.0.0.1', port));
+    const ms = performance.now() - start;
+    assert.equal(found.length, 1);
+    assert.equal(found[0]?.local, `127.0.0.1:${port}`);
+    assert.equal(found[0]?.pid, process.pid);
+    assert.equal(found[0]?.command, 'node');
+    assert.ok(ms < 1_000, `took ${ms} ms`);
+
+    // Wildcards overlap everything of their family, and :: is taken to cover IPv4 too.
+    assert.equal(findForeignListeners(v4('0.0.0.0', port)).length, 1);
+    assert.equal(findForeignListeners(v6('::', port)).length, 1);
+    assert.equal(findForeignListeners(v6('::ffff:127.0.0.1', port)).length, 1);
+    assert.equal(findForeignListeners(v4('127.0.0.2', port)).length, 0);
+    assert.equal(findForeignListeners(v4('0.0.0.0', 0)).length, 0);
+  });
+
+  it('finds a wildcard listener when asked about a specific address', async () => {
+    const wild = net.createServer();
+    await new Promise<void>((resolve) => wild.listen(0, '0.0.0.0', resolve));
+    cleanup.push(() => closeServer(wild));
+    const port = (wild.address() as net.AddressInfo).port;
+    const found = findForeignListeners(v4('127.0.0.1', port));
+    assert.deepEqual(found.map((f) => [f.local, f.pid]), [[`0.0.0.0:${port}`, process.pid]]);
+  });
+
+  it('does not count bound, non-listening sockets', () => {
+    const ls = openListeners(spec(v4('127.0.0.1')), 2);
+    cleanup.push(() => ls.forEach((l) => l.retire()));
+    assert.deepEqual(findForeignListeners(v4('127.0.0.1', ls[0]?.port ?? 0)), []);
+  });
+});
+
+describe('ListenerSpec', () => {
+  it('is frozen, and compares by address text, backlog, v6only and tls', () => {
+    const a = spec(v4('127.0.0.1', 8080));
+    assert.ok(Object.isFrozen(a) && Object.isFrozen(a.address));
+    assert.equal(specKey(a), '127.0.0.1:8080 backlog=7');
+    assert.ok(sameSpec(a, spec(v4('127.0.0.1', 8080))));
+    assert.ok(!sameSpec(a, spec(v4('127.0.0.1', 8081))));
+    assert.ok(!sameSpec(a, spec(v4('127.0.0.1', 8080), { tls: true })));
+    assert.ok(!sameSpec(a, spec(v4('127.0.0.1', 8080), { backlog: 511 })));
+    const b = spec(v6('::', 443), { v6only: true, tls: true });
+    assert.equal(specKey(b), '[::]:443 backlog=7 v6only tls');
+    assert.ok(!sameSpec(b, spec(v6('::', 443), { tls: true })));
+    assert.equal(spec(v4('0.0.0.0', 80), { v6only: true }).v6only, false, 'v6only means nothing for IPv4');
+    assert.throws(() => spec(v4('0.0.0.0', 80), { backlog: 0 }), RangeError);
+  });
+});
