@@ -3,8 +3,8 @@
 // control-socket commands. User errors print one line, never a stack.
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadConfig, type Config } from './config/index.js';
-import { check, status, stop } from './cli/commands.js';
+import { ConfigError, defaultControlSocket, loadConfig, type Config } from './config/index.js';
+import { check, DEFAULT_DEADLINES, reload, status, stop } from './cli/commands.js';
 import { DEFAULT_CONFIG, UsageError, commandHelp, mainHelp, parseCommand, type Parsed } from './cli/usage.js';
 import { runMaster } from './master/run.js';
 
@@ -35,7 +35,20 @@ async function run(argv: readonly string[]): Promise<number> {
     process.stdout.write(commandHelp(parsed.command));
     return 0;
   }
-  const config: Config = loadConfig(configFile(parsed));
+  const file = configFile(parsed);
+  if (parsed.command === 'reload') {
+    // An invalid file is the master's to refuse: it logs and counts it, and
+    // keeps serving; we only need its control socket.
+    try {
+      return await reload(loadConfig(file), parsed.flags['json'] === true, parsed.flags['wait-drain'] === true, out);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      const socket = err.controlSocket ?? defaultControlSocket(file);
+      const code = await reload({ controlSocket: socket, reload: DEFAULT_DEADLINES }, parsed.flags['json'] === true, false, out);
+      return code;
+    }
+  }
+  const config: Config = loadConfig(file);
   switch (parsed.command) {
     case 'start':
       return runMaster(config);

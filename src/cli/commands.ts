@@ -61,6 +61,50 @@ export async function status(config: Config, json: boolean, out: Output): Promis
   return 0;
 }
 
+/** Slack on top of the configured deadlines for the master's own work. */
+const RELOAD_SLACK_MS = 30_000;
+
+interface ReportView {
+  id: number;
+  result: 'ok' | 'invalid' | 'rolled_back';
+  reason?: string;
+  generation: number | null;
+  previous: number | null;
+  strategy: string | null;
+  durationMs: number;
+  queuedAtCutover: number;
+  migrated: number;
+  dropped: number;
+  warnings: string[];
+  drain?: { drained: number; killed: number; durationMs: number };
+}
+
+/** The schema's defaults, for a reload whose configuration file does not load. */
+export const DEFAULT_DEADLINES = { readyTimeoutMs: 10_000, settleMs: 0, drainTimeoutMs: 30_000 } as const;
+
+export async function reload(config: Pick<Config, 'controlSocket'> & { reload: typeof DEFAULT_DEADLINES | Config['reload'] }, json: boolean, waitDrain: boolean, out: Output): Promise<number> {
+  const { readyTimeoutMs, settleMs, drainTimeoutMs } = config.reload;
+  const timeout = readyTimeoutMs + settleMs + RELOAD_SLACK_MS + (waitDrain ? drainTimeoutMs : 0);
+  const { response } = await request(config.controlSocket, { cmd: 'reload', waitDrain }, timeout);
+  const report = (response.ok ? response.result : response.result) as ReportView | undefined;
+  if (!report) throw new Error(`reload: ${response.ok ? 'no report' : response.error}`);
+  const code = report.result === 'ok' ? 0 : report.result === 'invalid' ? 2 : 1;
+  if (json) {
+    out(JSON.stringify(report, null, 2));
+    return code;
+  }
+  if (report.result === 'ok') {
+    out(`reloaded: generation ${report.previous} -> ${report.generation} (${report.strategy}) in ${report.durationMs.toFixed(0)} ms`);
+    out(`  queued at cutover ${report.queuedAtCutover}, migrated ${report.migrated}, dropped ${report.dropped}`);
+    if (report.drain) out(`  drained ${report.drain.drained} connections in ${report.drain.durationMs.toFixed(0)} ms, killed ${report.drain.killed}`);
+  } else {
+    out(`reload ${report.result === 'invalid' ? 'refused (invalid configuration)' : 'rolled back'}; generation ${report.previous} keeps serving`);
+    out(`  ${(report.reason ?? '').split('\n').join('\n  ')}`);
+  }
+  for (const w of report.warnings) out(`  warning: ${w}`);
+  return code;
+}
+
 export async function stop(config: Config, fast: boolean, out: Output): Promise<number> {
   const { response, closed } = await request(config.controlSocket, { cmd: 'stop', fast }, ANSWER_TIMEOUT_MS);
   if (!response.ok) throw new Error(`stop: ${response.error}`);

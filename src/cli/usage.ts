@@ -15,6 +15,18 @@ SIGQUIT fast stop. Note: nginx uses QUIT for graceful and TERM for fast;
 handover follows what systemd and Kubernetes send (TERM = graceful).`,
     options: {},
   },
+  reload: {
+    summary: 'start a new generation of workers and hand the connections over',
+    usage: 'handover reload [-c FILE] [--json] [--wait-drain]',
+    details: `Re-reads the configuration, starts a complete new generation, and shuts the
+old listeners down once every new worker is ready; their queued connections
+move to the new generation (strategy migrate/inherit). Prints the reload
+report as soon as the cutover is done; --wait-drain waits for the old
+workers to finish too. Same as SIGHUP to the master.
+Exit codes: 0 reloaded, 1 rolled back (the old generation keeps serving),
+2 invalid configuration (nothing changed).`,
+    options: { json: { type: 'boolean' }, 'wait-drain': { type: 'boolean' } },
+  },
   stop: {
     summary: 'stop the running master (graceful unless --fast) and wait for it to exit',
     usage: 'handover stop [-c FILE] [--fast]',

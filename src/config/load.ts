@@ -25,6 +25,11 @@ export interface ConfigProblem {
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   readonly problems: readonly ConfigProblem[];
+  /**
+   * The control socket the file names (or its default), when that much could
+   * be read: `handover reload` still reaches the master to report the refusal.
+   */
+  controlSocket: string | undefined;
 
   constructor(problems: readonly ConfigProblem[]) {
     super(problems.map(formatProblem).join('\n'));
@@ -78,7 +83,11 @@ export function parseConfig(text: string, file: string): Config {
   const dir = dirname(resolve(file));
   checkReferencedFiles(source, raw, dir);
   const controlSocket = resolveControlSocket(source, raw, file, dir);
-  if (!result.success || source.problems.length > 0 || controlSocket === undefined) throw source.error();
+  if (!result.success || source.problems.length > 0 || controlSocket === undefined) {
+    const err = source.error();
+    err.controlSocket = controlSocket;
+    throw err;
+  }
 
   return deepFreeze(toConfig(result.data, resolve(file), dir, controlSocket));
 }

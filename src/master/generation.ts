@@ -3,6 +3,7 @@
 // listens on) and at most one live WorkerHandle at a time.
 import type { Config } from '../config/index.js';
 import type { Listener, ListenerSpec } from '../net/index.js';
+import type { Identity } from './identity.js';
 import type { WorkerHandle } from './worker-handle.js';
 
 export type GenerationState = 'starting' | 'active' | 'draining' | 'gone' | 'aborted';
@@ -48,13 +49,23 @@ export class Generation {
   state: GenerationState = 'starting';
   readonly slots: Slot[];
   readonly createdAt = Date.now();
+  /**
+   * Listeners this generation shares with the one before it (`inherit`):
+   * until the commit they still belong to the old generation, so an abort
+   * must leave them alone.
+   */
+  readonly inherited = new Set<Listener>();
 
+  readonly specs: readonly ListenerSpec[];
+
+  /** `config` is what this generation's workers run with, replacements included. */
   constructor(
     readonly id: number,
-    readonly specs: readonly ListenerSpec[],
-    workers: number,
+    readonly config: Config,
+    readonly identity: Identity,
   ) {
-    this.slots = Array.from({ length: workers }, (_, i) => new Slot(i));
+    this.specs = specsOf(config);
+    this.slots = Array.from({ length: config.workers }, (_, i) => new Slot(i));
   }
 
   transition(from: readonly GenerationState[], to: GenerationState): boolean {
@@ -76,6 +87,9 @@ export class Generation {
   }
 
   retireListeners(): void {
-    for (const slot of this.slots) slot.retireListeners();
+    for (const slot of this.slots) {
+      for (const l of slot.listeners) if (!this.inherited.has(l)) l.retire();
+      slot.listeners = [];
+    }
   }
 }

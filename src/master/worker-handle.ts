@@ -67,6 +67,8 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
   /** When the master verified its listeners and counted it as serving. */
   servedAt: number | undefined;
   lastHeard = Date.now();
+  /** The worker's own figures once it has drained. */
+  drainResult: { connections: number; killed: number; durationMs: number } | undefined;
   readonly exited: Promise<WorkerExit>;
   private readonly child: ChildProcess;
   private readonly log: Logger;
@@ -221,6 +223,7 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
         this.acks.delete(msg.seq);
         break;
       case 'drained':
+        this.drainResult = { connections: msg.connections, killed: msg.killed, durationMs: msg.durationMs };
         this.emit('drained', msg);
         break;
       case 'heartbeat':
