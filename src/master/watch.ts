@@ -11,6 +11,8 @@ export const WATCH_DEBOUNCE_MS = 300;
 export class ConfigWatcher {
   private readonly watcher: FSWatcher;
   private timer: NodeJS.Timeout | undefined;
+  /** Resolves once the initial scan is done and changes are being seen. */
+  readonly ready: Promise<void>;
 
   constructor(
     readonly file: string,
@@ -25,6 +27,7 @@ export class ConfigWatcher {
       if (changed === name || changed.startsWith('..')) this.schedule();
     });
     this.watcher.on('error', onError);
+    this.ready = new Promise((resolve) => this.watcher.once('ready', () => resolve()));
   }
 
   private schedule(): void {

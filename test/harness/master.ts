@@ -2,7 +2,8 @@
 // inside a network namespace of the test's own or, for tests that need no
 // root, in the current one. Logs are parsed from its JSON stdout.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -110,10 +111,40 @@ export class MasterProcess {
     return runCli([...args, '-c', this.configFile], timeoutMs);
   }
 
+  get controlSocket(): string {
+    return join(this.dir, 'control.sock');
+  }
+
+  /** One request over the control socket, straight from the test process (no CLI start-up). */
+  control(request: Record<string, unknown>, timeoutMs = 60_000): Promise<{ ok: boolean; result?: unknown; error?: string }> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(this.controlSocket);
+      let buffer = '';
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`control ${JSON.stringify(request)}: no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      socket.setEncoding('utf8');
+      socket.on('connect', () => socket.write(`${JSON.stringify(request)}\n`));
+      socket.on('data', (d: string) => {
+        buffer += d;
+        const nl = buffer.indexOf('\n');
+        if (nl < 0) return;
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(JSON.parse(buffer.slice(0, nl)) as { ok: boolean; result?: unknown; error?: string });
+      });
+      socket.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+  }
+
   async status(): Promise<Status> {
-    const r = await this.cli(['status', '--json']);
-    if (r.code !== 0) throw new Error(`status failed (${r.code}): ${r.stderr}`);
-    return JSON.parse(r.stdout) as Status;
+    const r = await this.control({ cmd: 'status' });
+    if (!r.ok) throw new Error(`status failed: ${r.error}`);
+    return r.result as Status;
   }
 
   signal(sig: NodeJS.Signals): void {
@@ -155,12 +186,17 @@ export function runCli(args: readonly string[], timeoutMs = 30_000): Promise<{ c
   });
 }
 
-/** Live pids from a list (signal 0 probe). */
+/**
+ * Pids from a list whose process still runs. A zombie has exited: it only
+ * waits for its (new) parent to reap it, which in a sandbox's PID 1 may
+ * never happen, so it does not count.
+ */
 export function alivePids(pids: readonly number[]): number[] {
   return pids.filter((pid) => {
     try {
-      process.kill(pid, 0);
-      return true;
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      return state !== 'Z' && state !== 'X';
     } catch {
       return false;
     }
