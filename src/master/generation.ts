@@ -3,6 +3,7 @@
 // listens on) and at most one live WorkerHandle at a time.
 import type { Config } from '../config/index.js';
 import type { Listener, ListenerSpec } from '../net/index.js';
+import type { TlsMaterial } from '../tls/material.js';
 import type { Identity } from './identity.js';
 import type { WorkerHandle } from './worker-handle.js';
 
@@ -58,11 +59,12 @@ export class Generation {
 
   readonly specs: readonly ListenerSpec[];
 
-  /** `config` is what this generation's workers run with, replacements included. */
+  /** `config` (and its TLS material) is what this generation's workers run with, replacements included. */
   constructor(
     readonly id: number,
     readonly config: Config,
     readonly identity: Identity,
+    readonly tls: ReadonlyMap<string, TlsMaterial>,
   ) {
     this.specs = specsOf(config);
     this.slots = Array.from({ length: config.workers }, (_, i) => new Slot(i));

@@ -6,6 +6,7 @@ import type { Logger } from '../log/logger.js';
 import { counterDelta, snapshotCounters } from '../metrics/kernel.js';
 import type { Listener } from '../net/index.js';
 import { specsOf, type Generation } from './generation.js';
+import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
 import { resolveIdentity, type Identity } from './identity.js';
 import {
   chooseStrategy,
@@ -30,7 +31,12 @@ export interface ReloadHost {
   readonly active: Generation | undefined;
   readonly stopping: boolean;
   /** A generation with its sockets bound (inherited ones shared), not listening. */
-  createGeneration(config: Config, identity: Identity, inherit: Map<string, readonly Listener[]>): Generation;
+  createGeneration(
+    config: Config,
+    identity: Identity,
+    tls: ReadonlyMap<string, TlsMaterial>,
+    inherit: Map<string, readonly Listener[]>,
+  ): Generation;
   /** Spawns every slot and waits until all are ready and in LISTEN. */
   boot(generation: Generation): Promise<void>;
   verifyListening(generation: Generation): void;
@@ -142,9 +148,11 @@ export class Reloader {
     // 1. Read and validate; never bind or join the port here.
     let config: Config;
     let identity: Identity;
+    let tls: ReadonlyMap<string, TlsMaterial>;
     try {
       config = loadConfig(host.config.file);
       identity = resolveIdentity(config.user, config.group);
+      tls = loadTlsMaterial(config);
     } catch (err) {
       return refuse('invalid', messageOf(err));
     }
@@ -158,7 +166,7 @@ export class Reloader {
     // 2-3. New sockets (bound, not listening) and new workers, all ready in time.
     let next: Generation;
     try {
-      next = host.createGeneration(config, identity, inheritance(old, plans));
+      next = host.createGeneration(config, identity, tls, inheritance(old, plans));
     } catch (err) {
       return refuse('rolled_back', `could not open the new listeners: ${messageOf(err)}`, planned);
     }

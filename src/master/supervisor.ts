@@ -9,6 +9,7 @@ import { findForeignListeners, openListener, openListeners, type Listener, type 
 import { ControlServer, type Reply } from './control-server.js';
 import { EventQueue } from './events.js';
 import { Generation, specsOf, type Slot } from './generation.js';
+import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
 import { resolveIdentity, type Identity } from './identity.js';
 import { HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, WorkerHandle, type WorkerExit } from './worker-handle.js';
 import type { ControlResponse, ParsedControlRequest } from '../protocol/control.js';
@@ -115,12 +116,14 @@ export class Supervisor implements ReloadHost {
     else if (tcpMigrateReq !== 1) {
       this.log.info(`net.ipv4.tcp_migrate_req is ${tcpMigrateReq ?? 'absent'}: reloads use ${choice.strategy}; for kernel migration ${SYSCTL_HINT}`);
     }
-    const generation = this.createGeneration(this.currentConfig, this.identity);
+    if (this.currentConfig.metrics) this.log.warn('metrics: the Prometheus endpoint is not available in this version; metrics.listen is ignored');
+    let generation: Generation | undefined;
     try {
+      generation = this.createGeneration(this.currentConfig, this.identity, loadTlsMaterial(this.currentConfig));
       await this.boot(generation);
       this.activate(generation);
     } catch (err) {
-      await this.abort(generation);
+      if (generation) await this.abort(generation);
       await this.control.close();
       throw new StartError(err instanceof Error ? err.message : String(err));
     }
@@ -144,8 +147,13 @@ export class Supervisor implements ReloadHost {
    * address to the previous generation's listeners that this one shares
    * (slot i takes the i-th); every other socket is fresh.
    */
-  createGeneration(config: Config, identity: Identity, inherit = new Map<string, readonly Listener[]>()): Generation {
-    const generation = new Generation(this.nextGeneration++, config, identity);
+  createGeneration(
+    config: Config,
+    identity: Identity,
+    tls: ReadonlyMap<string, TlsMaterial>,
+    inherit = new Map<string, readonly Listener[]>(),
+  ): Generation {
+    const generation = new Generation(this.nextGeneration++, config, identity, tls);
     try {
       for (const spec of generation.specs) {
         const shared = inherit.get(spec.address.text) ?? [];
@@ -227,7 +235,10 @@ export class Supervisor implements ReloadHost {
       generation: generation.id,
       index: slot.index,
       app: config.app,
-      listeners: slot.listeners.map((l) => ({ fd: l.fd, address: l.spec.address.text, backlog: l.spec.backlog })),
+      listeners: slot.listeners.map((l) => {
+        const tls = generation.tls.get(l.spec.address.text);
+        return { fd: l.fd, address: l.spec.address.text, backlog: l.spec.backlog, ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}) };
+      }),
       env: config.env,
       drainTimeoutMs: config.reload.drainTimeoutMs,
       ...generation.identity,

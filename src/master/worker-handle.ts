@@ -34,7 +34,12 @@ export interface WorkerOptions {
   readonly index: number;
   readonly app: string;
   /** Descriptors and their specs, in slot order. */
-  readonly listeners: readonly { readonly fd: number; readonly address: string; readonly backlog: number }[];
+  readonly listeners: readonly {
+    readonly fd: number;
+    readonly address: string;
+    readonly backlog: number;
+    readonly tls?: { readonly cert: string; readonly key: string };
+  }[];
   readonly env: Readonly<Record<string, string>>;
   readonly drainTimeoutMs: number;
   readonly uid?: number;
@@ -112,7 +117,12 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
     });
     this.child.on('error', (err) => this.log.error({ err }, 'worker process error'));
     this.child.on('message', (raw: unknown) => this.onMessage(raw));
-    const listeners = options.listeners.map((l, i) => ({ fd: FIRST_LISTENER_FD + i, address: l.address, backlog: l.backlog }));
+    const listeners = options.listeners.map((l, i) => ({
+      fd: FIRST_LISTENER_FD + i,
+      address: l.address,
+      backlog: l.backlog,
+      ...(l.tls ? { tls: l.tls } : {}),
+    }));
     this.send({
       type: 'start',
       generation: this.generation,

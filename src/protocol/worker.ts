@@ -8,6 +8,8 @@ export const WorkerListener = z.object({
   fd: z.number().int().min(3),
   address: z.string(),
   backlog: z.number().int().positive(),
+  /** PEM, read by the master: workers need no access to the key files. */
+  tls: z.object({ cert: z.string(), key: z.string() }).optional(),
 });
 export type WorkerListener = z.infer<typeof WorkerListener>;
 

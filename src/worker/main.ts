@@ -3,6 +3,7 @@
 // run init, listen on the inherited sockets (listen(2) happens here, not in
 // the master), then report ready.
 import { createServer, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { createLogger } from '../log/logger.js';
 import {
   MasterMessage,
@@ -64,7 +65,7 @@ async function start(msg: StartMessage): Promise<void> {
   }
   try {
     for (const l of msg.listeners) {
-      const server = createServer(app.handler);
+      const server = l.tls ? createTlsServer({ cert: l.tls.cert, key: l.tls.key }, app.handler) : createServer(app.handler);
       trackers.push(new ConnectionTracker(server));
       await listen(server, l.fd, l.backlog);
     }
