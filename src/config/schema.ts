@@ -116,7 +116,7 @@ const reload = z
     ready_timeout: durationWithDefault('10s', 'how long new workers may take to report ready before the reload rolls back'),
     settle: durationWithDefault('0s', 'wait after ready, before the switch, checking the new workers stay alive'),
     drain_timeout: durationWithDefault('30s', 'how long old workers may finish in-flight requests before they are killed'),
-    watch: z.boolean().default(true).meta({ description: 'reload when this file or the TLS files change' }),
+    watch: z.boolean().default(true).meta({ description: 'reload when this file changes (its directory is watched)' }),
   })
   .prefault({});
 
