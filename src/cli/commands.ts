@@ -1,6 +1,7 @@
 // The commands that talk to a running master, and `check`.
 import type { Config } from '../config/index.js';
 import { readTcpMigrateReq } from '../metrics/kernel.js';
+import { chooseStrategy, SYSCTL_HINT } from '../net/index.js';
 import { request } from './client.js';
 import { release } from 'node:os';
 
@@ -124,12 +125,19 @@ export function check(config: Config, kernel: boolean, out: Output): number {
   out(`  control: ${config.controlSocket}`);
   if (kernel) {
     const migrate = readTcpMigrateReq();
+    const choice = chooseStrategy(config.reload.strategy, migrate);
     out(`kernel: Linux ${release()}`);
     out(
       migrate === null
         ? '  net.ipv4.tcp_migrate_req: absent (Linux < 5.14): no kernel migration'
-        : `  net.ipv4.tcp_migrate_req = ${migrate}${migrate === 1 ? '' : ' (to enable migration: add "net.ipv4.tcp_migrate_req = 1" to /etc/sysctl.d/99-handover.conf)'}`,
+        : `  net.ipv4.tcp_migrate_req = ${migrate} (in this network namespace)`,
     );
+    out(`  reload.strategy: ${config.reload.strategy} -> ${choice.strategy}`);
+    if (choice.warning) out(`  warning: ${choice.warning}`);
+    if (migrate !== 1 && !choice.warning) {
+      out(`  kernel migration is off: reloads hand listeners over by ${choice.strategy}; for migration ${SYSCTL_HINT}`);
+      if (config.reload.setTcpMigrateReq) out('  reload.set_tcp_migrate_req is true: a root master will set it at start');
+    }
   }
   return 0;
 }

@@ -35,8 +35,9 @@ export class Slot {
 
   constructor(readonly index: number) {}
 
-  retireListeners(): void {
-    for (const l of this.listeners) l.retire();
+  /** Shuts down and closes this slot's sockets, except those another generation shares. */
+  retireListeners(shared?: ReadonlySet<Listener>): void {
+    for (const l of this.listeners) if (!shared?.has(l)) l.retire();
     this.listeners = [];
   }
 
@@ -89,9 +90,6 @@ export class Generation {
   }
 
   retireListeners(): void {
-    for (const slot of this.slots) {
-      for (const l of slot.listeners) if (!this.inherited.has(l)) l.retire();
-      slot.listeners = [];
-    }
+    for (const slot of this.slots) slot.retireListeners(this.inherited);
   }
 }

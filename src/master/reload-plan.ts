@@ -1,13 +1,12 @@
 // Pure decisions of a reload: which strategy applies, what happens to each
 // address, and how the cutover's figures are counted. Kept apart from the
 // flow so they can be read (and tested) on their own.
-import type { Strategy } from '../config/index.js';
 import type { CounterSnapshot } from '../metrics/kernel.js';
 import type { ListenerSpec } from '../net/index.js';
 
 export type Trigger = 'signal' | 'control' | 'watch';
-/** The strategies this build can carry out; `bpf` and `drain` arrive later. */
-export type EffectiveStrategy = 'migrate' | 'inherit' | 'none';
+import type { EffectiveStrategy } from '../net/index.js';
+export type { EffectiveStrategy };
 export type ReloadResult = 'ok' | 'invalid' | 'rolled_back';
 
 /**
@@ -50,40 +49,6 @@ export interface ReloadReport {
   readonly listeners: readonly ListenerPlan[];
   readonly warnings: readonly string[];
   drain?: DrainFigures;
-}
-
-export interface StrategyChoice {
-  readonly strategy: EffectiveStrategy;
-  readonly warning?: string;
-}
-
-export const SYSCTL_HINT = 'add "net.ipv4.tcp_migrate_req = 1" to /etc/sysctl.d/99-handover.conf (systemd/99-handover.conf ships it)';
-
-/**
- * `auto`: migrate when the namespace's tcp_migrate_req is 1, else inherit
- * (lossless where specs are unchanged). An explicit strategy is honoured,
- * with a warning when the kernel will not do what it implies.
- */
-export function chooseStrategy(configured: Strategy, tcpMigrateReq: 0 | 1 | null): StrategyChoice {
-  switch (configured) {
-    case 'auto':
-      return tcpMigrateReq === 1 ? { strategy: 'migrate' } : { strategy: 'inherit' };
-    case 'migrate':
-      return tcpMigrateReq === 1
-        ? { strategy: 'migrate' }
-        : {
-            strategy: 'migrate',
-            warning: `strategy migrate needs net.ipv4.tcp_migrate_req=1 but it is ${tcpMigrateReq ?? 'absent (Linux < 5.14)'}: connections queued on old listeners will be reset; ${SYSCTL_HINT}`,
-          };
-    case 'inherit':
-    case 'none':
-      return { strategy: configured };
-    case 'bpf':
-    case 'drain': {
-      const fallback = tcpMigrateReq === 1 ? 'migrate' : 'inherit';
-      return { strategy: fallback, warning: `strategy ${configured} is not available in this version; using ${fallback}` };
-    }
-  }
 }
 
 /** True when a listener of spec `a` may hand its connections to one of spec `b`. */

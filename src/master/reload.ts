@@ -8,8 +8,8 @@ import type { Listener } from '../net/index.js';
 import { specsOf, type Generation } from './generation.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
 import { resolveIdentity, type Identity } from './identity.js';
+import { chooseStrategy } from '../net/index.js';
 import {
-  chooseStrategy,
   countCutover,
   planListeners,
   type ListenerPlan,

@@ -13,7 +13,8 @@ import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
 import { resolveIdentity, type Identity } from './identity.js';
 import { HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, WorkerHandle, type WorkerExit } from './worker-handle.js';
 import type { ControlResponse, ParsedControlRequest } from '../protocol/control.js';
-import { chooseStrategy, SYSCTL_HINT, type ReloadReport, type Trigger } from './reload-plan.js';
+import { chooseStrategy, SYSCTL_HINT } from '../net/index.js';
+import type { ReloadReport, Trigger } from './reload-plan.js';
 import { DRAIN_ACK_TIMEOUT_MS, KILL_GRACE_MS, Reloader, type ReloadHost } from './reload.js';
 import { ConfigWatcher } from './watch.js';
 
@@ -309,7 +310,8 @@ export class Supervisor implements ReloadHost {
     slot.restarts++;
     slot.failures = servedLongEnough ? 0 : slot.failures + 1;
     const delay = this.backoffDelay(generation, slot);
-    if (delay > 0 || readTcpMigrateReq() === 1) slot.retireListeners();
+    // A socket the generation being built inherits has an acceptor there.
+    if (delay > 0 || readTcpMigrateReq() === 1) slot.retireListeners(this.starting?.inherited);
     if (delay === 0) {
       this.respawn(generation, slot);
       return;

@@ -9,3 +9,5 @@ export { readTcpTable, TCP_LISTEN } from './tcp-table.js';
 export type { TcpTableEntry } from './tcp-table.js';
 export { addressText, isSyscallError, socketAddress, SyscallError } from '../sys/index.js';
 export type { AcceptQueue } from '../sys/index.js';
+export { chooseStrategy, SYSCTL_HINT } from './strategy.js';
+export type { EffectiveStrategy, StrategyChoice } from './strategy.js';
