@@ -44,8 +44,11 @@ async function run(argv: readonly string[]): Promise<number> {
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       const socket = err.controlSocket ?? defaultControlSocket(file);
-      const code = await reload({ controlSocket: socket, reload: DEFAULT_DEADLINES }, parsed.flags['json'] === true, false, out);
-      return code;
+      try {
+        return await reload({ controlSocket: socket, reload: DEFAULT_DEADLINES }, parsed.flags['json'] === true, false, out);
+      } catch {
+        throw err; // no master reached (e.g. a syntax error hid control.socket): the config error is the news
+      }
     }
   }
   const config: Config = loadConfig(file);

@@ -86,6 +86,8 @@ export class ControlServer {
       } catch {
         return reply({ ok: false, error: 'request is not JSON', code: 'EINVAL' });
       }
+      // Read: from here the answer may take as long as a reload (or its drain).
+      socket.setTimeout(0);
       const parsed = ControlRequest.safeParse(raw);
       if (!parsed.success) return reply({ ok: false, error: `invalid request: ${parsed.error.message}`, code: 'EINVAL' });
       this.onRequest(parsed.data, reply);

@@ -173,9 +173,13 @@ export class Reloader {
     host.setStarting(next);
     try {
       await host.boot(next);
-      if (config.reload.settleMs > 0) await sleep(config.reload.settleMs);
-      const dead = next.slots.find((s) => !s.worker?.alive || s.worker.state !== 'ready');
-      if (dead) throw new Error(`worker ${dead.index} ${dead.worker?.exit?.reason ?? dead.worker?.state ?? 'missing'} during reload.settle`);
+      const workers = next.workers();
+      // Settle, but stop watching at the first death: no point serving on.
+      if (config.reload.settleMs > 0) {
+        await Promise.race([sleep(config.reload.settleMs), ...workers.map((w) => w.exited)]);
+      }
+      const dead = workers.find((w) => !w.alive || w.state !== 'ready');
+      if (dead) throw new Error(`worker ${dead.index} (pid ${dead.pid}) ${dead.exit?.reason ?? dead.state} during reload.settle`);
       if (host.stopping) throw new Error('stop requested during the reload');
       // 4. Every new listener in LISTEN; snapshot before the cutover.
       host.verifyListening(next);

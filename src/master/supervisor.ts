@@ -293,6 +293,9 @@ export class Supervisor implements ReloadHost {
       `worker ${slot.index} (pid ${worker.pid}) ${exit.reason}`,
     );
     if (slot.worker === worker) slot.worker = undefined;
+    // A new worker that died before the commit: its socket must not wait in
+    // LISTEN for the rollback (its queue migrates to a live listener now).
+    if (generation === this.starting) slot.retireListeners(generation.inherited);
     if (this.stopMode || generation !== this.current || generation.state !== 'active') return;
     this.replace(generation, slot, worker);
   }
