@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '../log/logger.js';
 import {
   FIRST_LISTENER_FD,
-  WorkerMessage,
+  parseWorkerMessage,
   type ErrorInfo,
   type MasterMessage,
 } from '../protocol/worker.js';
@@ -214,12 +214,13 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
 
   private onMessage(raw: unknown): void {
     this.lastHeard = Date.now();
-    const parsed = WorkerMessage.safeParse(raw);
-    if (!parsed.success) {
-      this.log.warn({ issues: parsed.error.issues }, 'invalid message from worker');
+    let msg;
+    try {
+      msg = parseWorkerMessage(raw);
+    } catch (err) {
+      this.log.warn({ err }, 'invalid message from worker');
       return;
     }
-    const msg = parsed.data;
     switch (msg.type) {
       case 'ready':
         this.transition(['starting'], 'ready');

@@ -1,56 +1,138 @@
 // The master <-> worker vocabulary, shared by both sides (as Node's cluster
 // module shares `{ act, seq, ack }`). Every request that expects an answer
 // carries a sequence number; the asking side holds the deadline.
-import { z } from 'zod';
+//
+// Validated by hand, not with zod: a worker loads this on every spawn, and
+// zod cost ~60 ms of CPU per worker start (bench/), a third of a reload.
 
-/** What a worker needs to know about one listener it was handed. */
-export const WorkerListener = z.object({
-  fd: z.number().int().min(3),
-  address: z.string(),
-  backlog: z.number().int().positive(),
+export interface WorkerListener {
+  readonly fd: number;
+  readonly address: string;
+  readonly backlog: number;
   /** PEM, read by the master: workers need no access to the key files. */
-  tls: z.object({ cert: z.string(), key: z.string() }).optional(),
-});
-export type WorkerListener = z.infer<typeof WorkerListener>;
+  readonly tls?: { readonly cert: string; readonly key: string };
+}
 
-export const StartMessage = z.object({
-  type: z.literal('start'),
-  generation: z.number().int().positive(),
-  index: z.number().int().nonnegative(),
-  app: z.string(),
-  listeners: z.array(WorkerListener),
-  drainTimeoutMs: z.number().int().nonnegative(),
-  heartbeatMs: z.number().int().positive(),
-});
-export type StartMessage = z.infer<typeof StartMessage>;
+export interface StartMessage {
+  readonly type: 'start';
+  readonly generation: number;
+  readonly index: number;
+  readonly app: string;
+  readonly listeners: readonly WorkerListener[];
+  readonly drainTimeoutMs: number;
+  readonly heartbeatMs: number;
+}
 
 /** Stop accepting (close the server handles) and drain; answered by `ack`, then `drained`. */
-export const DrainMessage = z.object({
-  type: z.literal('drain'),
-  seq: z.number().int(),
-  drainTimeoutMs: z.number().int().nonnegative(),
-});
-export type DrainMessage = z.infer<typeof DrainMessage>;
+export interface DrainMessage {
+  readonly type: 'drain';
+  readonly seq: number;
+  readonly drainTimeoutMs: number;
+}
 
-export const MasterMessage = z.discriminatedUnion('type', [StartMessage, DrainMessage]);
-export type MasterMessage = z.infer<typeof MasterMessage>;
+export type MasterMessage = StartMessage | DrainMessage;
 
-export const ErrorInfo = z.object({ name: z.string(), message: z.string(), stack: z.string().optional() });
-export type ErrorInfo = z.infer<typeof ErrorInfo>;
+export interface ErrorInfo {
+  readonly name: string;
+  readonly message: string;
+  readonly stack?: string;
+}
 
-export const WorkerMessage = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('ready') }),
-  z.object({ type: z.literal('failed'), phase: z.enum(['load', 'init', 'listen', 'serve']), error: ErrorInfo }),
-  z.object({ type: z.literal('ack'), seq: z.number().int() }),
-  z.object({ type: z.literal('heartbeat') }),
-  z.object({
-    type: z.literal('drained'),
-    connections: z.number().int().nonnegative(),
-    killed: z.number().int().nonnegative(),
-    durationMs: z.number().nonnegative(),
-  }),
-]);
-export type WorkerMessage = z.infer<typeof WorkerMessage>;
+export type FailurePhase = 'load' | 'init' | 'listen' | 'serve';
+
+export type WorkerMessage =
+  | { readonly type: 'ready' }
+  | { readonly type: 'failed'; readonly phase: FailurePhase; readonly error: ErrorInfo }
+  | { readonly type: 'ack'; readonly seq: number }
+  | { readonly type: 'heartbeat' }
+  | { readonly type: 'drained'; readonly connections: number; readonly killed: number; readonly durationMs: number };
+
+export class ProtocolError extends Error {
+  override name = 'ProtocolError';
+}
+
+type Obj = Record<string, unknown>;
+
+function object(v: unknown, what: string): Obj {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ProtocolError(`${what}: expected an object`);
+  return v as Obj;
+}
+
+function int(o: Obj, key: string, min = 0): number {
+  const v = o[key];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new ProtocolError(`${key}: expected an integer >= ${min}`);
+  return v;
+}
+
+function num(o: Obj, key: string): number {
+  const v = o[key];
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ProtocolError(`${key}: expected a number >= 0`);
+  return v;
+}
+
+function str(o: Obj, key: string): string {
+  const v = o[key];
+  if (typeof v !== 'string') throw new ProtocolError(`${key}: expected a string`);
+  return v;
+}
+
+function listener(v: unknown): WorkerListener {
+  const o = object(v, 'listener');
+  const base = { fd: int(o, 'fd', 3), address: str(o, 'address'), backlog: int(o, 'backlog', 1) };
+  if (o['tls'] === undefined) return base;
+  const tls = object(o['tls'], 'tls');
+  return { ...base, tls: { cert: str(tls, 'cert'), key: str(tls, 'key') } };
+}
+
+/** Throws ProtocolError on anything that is not a message the master sends. */
+export function parseMasterMessage(raw: unknown): MasterMessage {
+  const o = object(raw, 'message');
+  switch (o['type']) {
+    case 'start': {
+      const listeners = o['listeners'];
+      if (!Array.isArray(listeners)) throw new ProtocolError('listeners: expected an array');
+      return {
+        type: 'start',
+        generation: int(o, 'generation', 1),
+        index: int(o, 'index'),
+        app: str(o, 'app'),
+        listeners: listeners.map(listener),
+        drainTimeoutMs: int(o, 'drainTimeoutMs'),
+        heartbeatMs: int(o, 'heartbeatMs', 1),
+      };
+    }
+    case 'drain':
+      return { type: 'drain', seq: int(o, 'seq'), drainTimeoutMs: int(o, 'drainTimeoutMs') };
+    default:
+      throw new ProtocolError(`unknown message type ${JSON.stringify(o['type'])}`);
+  }
+}
+
+const PHASES: readonly FailurePhase[] = ['load', 'init', 'listen', 'serve'];
+
+/** Throws ProtocolError on anything that is not a message a worker sends. */
+export function parseWorkerMessage(raw: unknown): WorkerMessage {
+  const o = object(raw, 'message');
+  switch (o['type']) {
+    case 'ready':
+    case 'heartbeat':
+      return { type: o['type'] };
+    case 'ack':
+      return { type: 'ack', seq: int(o, 'seq') };
+    case 'failed': {
+      const phase = o['phase'] as FailurePhase;
+      if (!PHASES.includes(phase)) throw new ProtocolError(`phase: expected one of ${PHASES.join(', ')}`);
+      const e = object(o['error'], 'error');
+      const stack = e['stack'];
+      const error = { name: str(e, 'name'), message: str(e, 'message'), ...(typeof stack === 'string' ? { stack } : {}) };
+      return { type: 'failed', phase, error };
+    }
+    case 'drained':
+      return { type: 'drained', connections: int(o, 'connections'), killed: int(o, 'killed'), durationMs: num(o, 'durationMs') };
+    default:
+      throw new ProtocolError(`unknown message type ${JSON.stringify(o['type'])}`);
+  }
+}
 
 export function errorInfo(err: unknown): ErrorInfo {
   if (err instanceof Error) {

@@ -6,8 +6,8 @@ import { createServer, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import { createLogger } from '../log/logger.js';
 import {
-  MasterMessage,
   errorInfo,
+  parseMasterMessage,
   type DrainMessage,
   type StartMessage,
   type WorkerMessage,
@@ -96,12 +96,13 @@ function onDrain(msg: DrainMessage): void {
 }
 
 process.on('message', (raw: unknown) => {
-  const parsed = MasterMessage.safeParse(raw);
-  if (!parsed.success) {
-    log.error({ issues: parsed.error.issues }, 'invalid message from master');
+  let msg;
+  try {
+    msg = parseMasterMessage(raw);
+  } catch (err) {
+    log.error({ err }, 'invalid message from master');
     return;
   }
-  const msg = parsed.data;
   if (msg.type === 'start') void start(msg);
   else onDrain(msg);
 });

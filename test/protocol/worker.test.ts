@@ -1,0 +1,37 @@
+// The master <-> worker messages are validated at the edge, by hand.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseMasterMessage, parseWorkerMessage, ProtocolError } from '../../src/protocol/worker.js';
+
+const start = {
+  type: 'start', generation: 2, index: 0, app: '/srv/app.js', drainTimeoutMs: 1000, heartbeatMs: 1000,
+  listeners: [{ fd: 4, address: '127.0.0.1:8080', backlog: 511 }, { fd: 5, address: '[::]:443', backlog: 16, tls: { cert: 'C', key: 'K' } }],
+};
+
+describe('protocol', () => {
+  it('accepts every message either side sends', () => {
+    assert.deepEqual(parseMasterMessage(start), start);
+    assert.deepEqual(parseMasterMessage({ type: 'drain', seq: 3, drainTimeoutMs: 5 }), { type: 'drain', seq: 3, drainTimeoutMs: 5 });
+    for (const m of [
+      { type: 'ready' },
+      { type: 'heartbeat' },
+      { type: 'ack', seq: 1 },
+      { type: 'failed', phase: 'init', error: { name: 'Error', message: 'boom', stack: 'Error: boom' } },
+      { type: 'drained', connections: 3, killed: 0, durationMs: 1.5 },
+    ]) assert.deepEqual(parseWorkerMessage(m), m);
+  });
+
+  it('refuses malformed messages with the key at fault', () => {
+    const bad: [unknown, RegExp][] = [
+      [null, /expected an object/],
+      [{ type: 'nope' }, /unknown message type/],
+      [{ ...start, listeners: [{ fd: 2, address: 'x', backlog: 1 }] }, /fd: expected an integer >= 3/],
+      [{ ...start, listeners: 'x' }, /listeners: expected an array/],
+      [{ ...start, generation: 0 }, /generation/],
+      [{ type: 'drain', seq: 1.5, drainTimeoutMs: 1 }, /seq/],
+    ];
+    for (const [raw, message] of bad) assert.throws(() => parseMasterMessage(raw), (e: unknown) => e instanceof ProtocolError && message.test(e.message));
+    assert.throws(() => parseWorkerMessage({ type: 'failed', phase: 'lunch', error: { name: 'E', message: 'm' } }), /phase/);
+    assert.throws(() => parseWorkerMessage({ type: 'drained', connections: -1, killed: 0, durationMs: 0 }), /connections/);
+  });
+});
