@@ -91,12 +91,14 @@ const listeners = z
   .array(listener, { error: 'expected a list of listeners, e.g. "- address: 127.0.0.1:8080"' })
   .min(1, 'at least one listen address is needed')
   .superRefine((list, ctx) => {
-    // Port 0 asks the kernel for a fresh port each time, so two of them never clash.
+    // Port 0 included: a reload matches old and new listeners by address, so
+    // two "127.0.0.1:0" entries could not be told apart (each would need its
+    // own resolved port, and a reload would not know which is which).
     const first = new Map<string, number>();
     if (!Array.isArray(list)) return;
     list.forEach((l: unknown, i) => {
       const addr = addressOf(l);
-      if (!addr || addr.port === 0) return;
+      if (!addr) return;
       const seen = first.get(addr.text);
       if (seen === undefined) first.set(addr.text, i);
       else ctx.addIssue({ code: 'custom', path: [i, 'address'], message: `duplicate listen address ${addr.text} (also listen.${seen}.address)` });

@@ -312,7 +312,12 @@ export class Supervisor implements ReloadHost {
     const servedLongEnough = dead.servedAt !== undefined && uptime >= generation.config.restart.minUptimeMs;
     slot.restarts++;
     slot.failures = servedLongEnough ? 0 : slot.failures + 1;
-    const delay = this.backoffDelay(generation, slot);
+    // One early death of a worker that did serve is an accident, not yet a
+    // loop: replace it at once (keeping its socket and queue without
+    // migration). A worker that never got ready, or a second early death,
+    // backs off.
+    const accident = slot.failures === 1 && dead.servedAt !== undefined;
+    const delay = accident ? 0 : this.backoffDelay(generation, slot);
     // A socket the generation being built inherits has an acceptor there.
     if (delay > 0 || readTcpMigrateReq() === 1) slot.retireListeners(this.starting?.inherited);
     if (delay === 0) {

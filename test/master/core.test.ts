@@ -128,6 +128,22 @@ describe('core supervisor', () => {
     });
   });
 
+  it('SIGQUIT stops fast: in-flight requests are cut, the master exits within seconds', async (t) => {
+    await withMaster(t, 'quit', yaml(2), async (ns, master, pids) => {
+      const slow = ns.run(process.execPath, ['-e', `
+        require('node:http').get('http://127.0.0.1:${PORT}/slow?ms=8000', (res) => console.log(res.statusCode))
+          .on('error', (e) => console.log('error ' + e.code));`], { timeoutMs: 15_000 });
+      await sleep(400);
+      const started = Date.now();
+      master.signal('SIGQUIT');
+      const exit = await master.exited;
+      assert.equal(exit.code, 0);
+      assert.ok(Date.now() - started < 3_000, `fast stop took ${Date.now() - started} ms`);
+      assert.match((await slow).stdout, /^error /, 'the slow request was cut');
+      await until(() => (alivePids(pids).length === 0 ? true : undefined), 2_000, 'workers gone');
+    });
+  });
+
   it('SIGKILL of the master leaves no worker behind', async (t) => {
     await withMaster(t, 'orphan', yaml(2), async (_ns, master, pids) => {
       master.signal('SIGKILL');

@@ -1,0 +1,131 @@
+// Reload edges: listener changes, the sysctl opt-in, the drain's hard
+// deadline and the app's close hook. Each test in a namespace of its own.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import { runLoad } from '../harness/load.js';
+import { APPS, HELLO, MasterProcess, sleep, until, type LogLine } from '../harness/master.js';
+import { needsRoot, Netns } from '../harness/netns.js';
+
+interface Report {
+  result: string;
+  strategy: string | null;
+  generation: number | null;
+  reason?: string;
+  listeners: { address: string; action: string; inherit: boolean }[];
+  warnings: string[];
+  drain?: { drained: number; killed: number; durationMs: number };
+}
+
+async function withMaster(t: TestContext, prefix: string, config: string, sysctl: 0 | 1, body: (ns: Netns, master: MasterProcess) => Promise<void>): Promise<void> {
+  if (!needsRoot(t)) return;
+  const ns = await Netns.create(prefix);
+  let master: MasterProcess | undefined;
+  try {
+    await ns.sysctl('net.ipv4.tcp_migrate_req', sysctl);
+    master = MasterProcess.start({ yaml: config, ns });
+    await master.serving();
+    await body(ns, master);
+  } finally {
+    await master?.dispose(15_000);
+    await ns.destroy();
+  }
+}
+
+function rewrite(master: MasterProcess, text: string): void {
+  writeFileSync(master.configFile, `${text}control: { socket: ${master.controlSocket} }\n`);
+}
+
+async function reload(master: MasterProcess, waitDrain = false): Promise<Report> {
+  const answer = await master.control(waitDrain ? { cmd: 'reload', waitDrain: true } : { cmd: 'reload' });
+  return answer.result as Report;
+}
+
+const config = (listen: string[], extra = ''): string =>
+  `app: ${HELLO}\nworkers: 2\nlisten:\n${listen.map((a) => `  - address: ${a}\n`).join('')}reload: { watch: false, drain_timeout: 2s }\n${extra}`;
+
+describe('reload edges', () => {
+  it('a new address is opened, a removed one closed, an unchanged one handed off', async (t) => {
+    await withMaster(t, 'edge-l', config(['127.0.0.1:8080', '127.0.0.1:8081']), 1, async (ns, master) => {
+      rewrite(master, config(['127.0.0.1:8080', '127.0.0.1:8082']));
+      const report = await reload(master);
+      assert.equal(report.result, 'ok', JSON.stringify(report));
+      const actions = Object.fromEntries(report.listeners.map((l) => [l.address, l.action]));
+      assert.deepEqual(actions, { '127.0.0.1:8080': 'handoff', '127.0.0.1:8082': 'open', '127.0.0.1:8081': 'close' });
+      assert.ok(report.warnings.some((w) => w.includes('127.0.0.1:8081')), 'the removal is reported');
+      await until(async () => ((await ns.listeners(8081)).length === 0 ? true : undefined), 5_000, '8081 closed');
+      assert.equal((await ns.listeners(8082)).length, 2);
+      assert.equal((await ns.listeners(8080)).length, 2);
+      for (const port of [8080, 8082]) {
+        const load = await runLoad(ns, { url: `http://127.0.0.1:${port}/`, requests: 100, concurrency: 4 });
+        assert.equal(load.ok, 100, `port ${port}`);
+      }
+    });
+  });
+
+  it('reload.set_tcp_migrate_req lets the master set the sysctl, and says so', async (t) => {
+    await withMaster(t, 'edge-s', config(['127.0.0.1:8080'], 'reload: { watch: false, set_tcp_migrate_req: true }\n').replace('reload: { watch: false, drain_timeout: 2s }\n', ''), 0, async (ns, master) => {
+      assert.equal((await ns.sysctl('net.ipv4.tcp_migrate_req')).trim(), '1');
+      assert.ok(master.logs.some((l: LogLine) => typeof l.msg === 'string' && l.msg.includes('set net.ipv4.tcp_migrate_req=1')));
+      const report = await reload(master);
+      assert.equal(report.strategy, 'migrate');
+    });
+  });
+
+  it('without the sysctl and without the opt-in, the start log names the missing sysctl line', async (t) => {
+    await withMaster(t, 'edge-h', config(['127.0.0.1:8080']), 0, async (ns, master) => {
+      assert.equal((await ns.sysctl('net.ipv4.tcp_migrate_req')).trim(), '0', 'left alone');
+      assert.ok(master.logs.some((l) => typeof l.msg === 'string' && l.msg.includes('net.ipv4.tcp_migrate_req = 1')), 'hint logged');
+    });
+  });
+
+  it('a client that never sends its request cannot outlive drain_timeout', async (t) => {
+    await withMaster(t, 'edge-d', config(['127.0.0.1:8080']), 1, async (ns, master) => {
+      // Inside the namespace: a few idle connections that send nothing, held open.
+      const idle = ns.spawn(process.execPath, ['-e', `
+        const net = require('node:net'); const socks = [];
+        for (let i = 0; i < 4; i++) socks.push(net.connect(8080, '127.0.0.1'));
+        setTimeout(() => process.exit(0), 20000);`]);
+      try {
+        await sleep(500);
+        const started = Date.now();
+        const report = await reload(master, true);
+        assert.equal(report.result, 'ok');
+        assert.ok(report.drain, 'drain figures present');
+        assert.ok(report.drain.killed >= 1, `killed at the deadline: ${JSON.stringify(report.drain)}`);
+        assert.ok(Date.now() - started < 2_000 + 4_000, 'bounded by drain_timeout (+ grace)');
+      } finally {
+        idle.kill('SIGKILL');
+      }
+    });
+  });
+
+  it("old workers run the app's close hook with an aborted signal when they drain", async (t) => {
+    const lifecycle = `${APPS}/lifecycle.js`;
+    await withMaster(t, 'edge-c', config(['127.0.0.1:8080']).replace(HELLO, lifecycle), 1, async (_ns, master) => {
+      const from = master.logs.length;
+      const report = await reload(master, true);
+      assert.equal(report.result, 'ok');
+      const closes = master.logs.slice(from).filter((l) => l.msg === 'app-close');
+      assert.equal(closes.length, 2, 'both old workers ran close');
+      assert.ok(closes.every((l) => l['aborted'] === true), 'ctx.signal had fired');
+      assert.equal(master.logs.slice(from).filter((l) => l.msg === 'app-init').length, 2, 'both new workers ran init');
+    });
+  });
+
+  it('a worker whose event loop is blocked misses its heartbeat and is replaced', async (t) => {
+    const marker = `/tmp/handover-block-${process.pid}-${Date.now()}`;
+    const cfg = `app: ${APPS}/block-once.js\nworkers: 2\nlisten: [{ address: 127.0.0.1:8080 }]\nenv: { BLOCK_MARKER: ${marker} }\n`;
+    await withMaster(t, 'edge-b', cfg, 0, async (ns, master) => {
+      const line = await master.waitForLog((l) => typeof l.msg === 'string' && l.msg.includes('missed its heartbeat'), 15_000);
+      assert.equal(line['worker'], 0);
+      await until(async () => ((await master.status()).generations[0]?.workers.every((w) => w.state === 'serving') ? true : undefined), 10_000, 'replacement serving');
+      const load = await runLoad(ns, { url: 'http://127.0.0.1:8080/', requests: 200, concurrency: 8, timeout: 3_000 });
+      assert.equal(load.ok, 200);
+    });
+  });
+});
+
+before(() => Netns.reapStale());
+after(() => Netns.reapStale());
