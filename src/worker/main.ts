@@ -3,8 +3,7 @@
 // run init, listen on the inherited sockets (listen(2) happens here, not in
 // the master), then report ready.
 import { createServer, type Server } from 'node:http';
-import { createServer as createTlsServer } from 'node:https';
-import { createLogger } from '../log/logger.js';
+import type { Logger } from '../log/logger.js';
 import {
   errorInfo,
   parseMasterMessage,
@@ -18,7 +17,15 @@ import { ConnectionTracker, drain } from './drain.js';
 /** How long a worker whose master vanished keeps draining before it exits. */
 const ORPHAN_DRAIN_MS = 500;
 
-const log = createLogger({ name: 'worker' });
+// pino and node:https are loaded off the path to ready: a reload waits for
+// every new worker's start, and each module costs ~20 ms of CPU (bench/).
+let logger: Promise<Logger> | undefined;
+let bindings: Record<string, unknown> = {};
+function log(): Promise<Logger> {
+  logger ??= import('../log/logger.js').then(({ createLogger }) => createLogger({ name: 'worker', bindings }));
+  return logger;
+}
+
 const abort = new AbortController();
 let app: App | undefined;
 let ctx: AppContext | undefined;
@@ -33,7 +40,7 @@ function send(message: WorkerMessage): Promise<void> {
 }
 
 async function fail(phase: 'load' | 'init' | 'listen' | 'serve', err: unknown): Promise<never> {
-  log.error({ err, phase }, `worker failed during ${phase}`);
+  (await log()).error({ err, phase }, `worker failed during ${phase}`);
   await send({ type: 'failed', phase, error: errorInfo(err) });
   process.exit(1);
 }
@@ -51,7 +58,7 @@ function listen(server: Server, fd: number, backlog: number): Promise<void> {
 }
 
 async function start(msg: StartMessage): Promise<void> {
-  log.setBindings({ generation: msg.generation, worker: msg.index });
+  bindings = { generation: msg.generation, worker: msg.index };
   ctx = Object.freeze({ generation: msg.generation, worker: msg.index, signal: abort.signal });
   try {
     app = await loadApp(msg.app);
@@ -65,7 +72,9 @@ async function start(msg: StartMessage): Promise<void> {
   }
   try {
     for (const l of msg.listeners) {
-      const server = l.tls ? createTlsServer({ cert: l.tls.cert, key: l.tls.key }, app.handler) : createServer(app.handler);
+      const server = l.tls
+        ? (await import('node:https')).createServer({ cert: l.tls.cert, key: l.tls.key }, app.handler)
+        : createServer(app.handler);
       trackers.push(new ConnectionTracker(server));
       await listen(server, l.fd, l.backlog);
     }
@@ -74,7 +83,7 @@ async function start(msg: StartMessage): Promise<void> {
   }
   setInterval(() => void send({ type: 'heartbeat' }), msg.heartbeatMs).unref();
   await send({ type: 'ready' });
-  log.debug('ready');
+  void log();
 }
 
 async function startDrain(timeoutMs: number, onStopped: () => void = () => {}): Promise<void> {
@@ -83,10 +92,10 @@ async function startDrain(timeoutMs: number, onStopped: () => void = () => {}): 
   abort.abort();
   const closeHook = Promise.resolve()
     .then(() => (app && ctx ? app.close?.(ctx) : undefined))
-    .catch((err: unknown) => log.error({ err }, 'app close hook failed'));
+    .catch(async (err: unknown) => (await log()).error({ err }, 'app close hook failed'));
   const result = await drain(trackers, timeoutMs, onStopped);
   await closeHook;
-  log.info({ ...result }, 'drained');
+  (await log()).info({ ...result }, 'drained');
   await send({ type: 'drained', ...result });
   process.exit(0);
 }
@@ -100,7 +109,7 @@ process.on('message', (raw: unknown) => {
   try {
     msg = parseMasterMessage(raw);
   } catch (err) {
-    log.error({ err }, 'invalid message from master');
+    void log().then((l) => l.error({ err }, 'invalid message from master'));
     return;
   }
   if (msg.type === 'start') void start(msg);
@@ -110,7 +119,7 @@ process.on('message', (raw: unknown) => {
 // The master is gone (even SIGKILLed): exit on purpose rather than linger
 // as an orphan holding a listener nobody supervises.
 process.on('disconnect', () => {
-  log.warn('master went away; exiting');
+  void log().then((l) => l.warn('master went away; exiting'));
   setTimeout(() => process.exit(1), ORPHAN_DRAIN_MS + 200).unref();
   void startDrain(ORPHAN_DRAIN_MS);
 });
