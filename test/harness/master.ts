@@ -115,8 +115,8 @@ export class MasterProcess {
     return join(this.dir, 'control.sock');
   }
 
-  /** One request over the control socket, straight from the test process (no CLI start-up). */
-  control(request: Record<string, unknown>, timeoutMs = 60_000): Promise<{ ok: boolean; result?: unknown; error?: string }> {
+  /** One request over the control socket, straight from the test process (no CLI start-up: ~250 ms cheaper). */
+  control(request: Record<string, unknown>, timeoutMs = 60_000): Promise<ControlAnswer> {
     return new Promise((resolve, reject) => {
       const socket = connect(this.controlSocket);
       let buffer = '';
@@ -132,11 +132,19 @@ export class MasterProcess {
         if (nl < 0) return;
         clearTimeout(timer);
         socket.destroy();
-        resolve(JSON.parse(buffer.slice(0, nl)) as { ok: boolean; result?: unknown; error?: string });
+        try {
+          resolve(JSON.parse(buffer.slice(0, nl)) as ControlAnswer);
+        } catch (e) {
+          reject(e as Error);
+        }
       });
-      socket.on('error', (err) => {
+      socket.on('error', (e) => {
         clearTimeout(timer);
-        reject(err);
+        reject(e);
+      });
+      socket.on('end', () => {
+        clearTimeout(timer);
+        if (!buffer.includes('\n')) reject(new Error(`control ${JSON.stringify(request)}: closed without an answer`));
       });
     });
   }
@@ -159,6 +167,13 @@ export class MasterProcess {
     clearTimeout(timer);
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+export interface ControlAnswer {
+  ok: boolean;
+  result?: unknown;
+  error?: string;
+  code?: string;
 }
 
 export interface Status {
