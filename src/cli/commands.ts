@@ -2,6 +2,7 @@
 import type { Config } from '../config/index.js';
 import { readTcpMigrateReq } from '../metrics/kernel.js';
 import { chooseStrategy, SYSCTL_HINT } from '../net/index.js';
+import type { MasterStatus, ReloadReport } from '../protocol/control.js';
 import { request } from './client.js';
 import { release } from 'node:os';
 
@@ -9,24 +10,6 @@ import { release } from 'node:os';
 const ANSWER_TIMEOUT_MS = 10_000;
 
 export type Output = (line: string) => void;
-
-interface WorkerStatus {
-  index: number;
-  pid: number | null;
-  state: string;
-  uptimeMs: number;
-  restarts: number;
-  nextAttemptInMs?: number;
-}
-interface StatusResult {
-  pid: number;
-  config: string;
-  uptimeMs: number;
-  state: string;
-  generation: number | null;
-  listen: string[];
-  generations: { generation: number; state: string; workers: WorkerStatus[] }[];
-}
 
 export function formatDuration(ms: number): string {
   const s = Math.floor(ms / 1000);
@@ -45,7 +28,7 @@ export async function status(config: Config, json: boolean, out: Output): Promis
     out(JSON.stringify(response.result, null, 2));
     return 0;
   }
-  const s = response.result as StatusResult;
+  const s = response.result as MasterStatus;
   out(`handover master pid ${s.pid}, ${s.state}, up ${formatDuration(s.uptimeMs)}`);
   out(`config:     ${s.config}`);
   out(`listening:  ${s.listen.join(', ') || '-'}`);
@@ -65,21 +48,6 @@ export async function status(config: Config, json: boolean, out: Output): Promis
 /** Slack on top of the configured deadlines for the master's own work. */
 const RELOAD_SLACK_MS = 30_000;
 
-interface ReportView {
-  id: number;
-  result: 'ok' | 'invalid' | 'rolled_back';
-  reason?: string;
-  generation: number | null;
-  previous: number | null;
-  strategy: string | null;
-  durationMs: number;
-  queuedAtCutover: number;
-  migrated: number;
-  dropped: number;
-  warnings: string[];
-  drain?: { drained: number; killed: number; durationMs: number };
-}
-
 /** The schema's defaults, for a reload whose configuration file does not load. */
 export const DEFAULT_DEADLINES = { readyTimeoutMs: 10_000, settleMs: 0, drainTimeoutMs: 30_000 } as const;
 
@@ -87,7 +55,7 @@ export async function reload(config: Pick<Config, 'controlSocket'> & { reload: t
   const { readyTimeoutMs, settleMs, drainTimeoutMs } = config.reload;
   const timeout = readyTimeoutMs + settleMs + RELOAD_SLACK_MS + (waitDrain ? drainTimeoutMs : 0);
   const { response } = await request(config.controlSocket, { cmd: 'reload', waitDrain }, timeout);
-  const report = (response.ok ? response.result : response.result) as ReportView | undefined;
+  const report = (response.ok ? response.result : response.result) as ReloadReport | undefined;
   if (!report) throw new Error(`reload: ${response.ok ? 'no report' : response.error}`);
   const code = report.result === 'ok' ? 0 : report.result === 'invalid' ? 2 : 1;
   if (json) {

@@ -4,52 +4,8 @@
 import type { CounterSnapshot } from '../metrics/kernel.js';
 import type { ListenerSpec } from '../net/index.js';
 
-export type Trigger = 'signal' | 'control' | 'watch';
-import type { EffectiveStrategy } from '../net/index.js';
-export type { EffectiveStrategy };
-export type ReloadResult = 'ok' | 'invalid' | 'rolled_back';
-
-/**
- * Per address: `handoff` (same spec: the strategy moves the queue), `open`
- * (new address), `close` (address removed), `replace` (protocol changed, e.g.
- * TLS switched on: not migrated into the incompatible listener on purpose).
- */
-export type ListenerAction = 'handoff' | 'open' | 'close' | 'replace';
-
-export interface ListenerPlan {
-  readonly address: string;
-  readonly action: ListenerAction;
-  /** For `handoff` under `inherit`: the new generation takes the old sockets. */
-  readonly inherit: boolean;
-}
-
-export interface DrainFigures {
-  /** Connections the old workers had open when they stopped accepting. */
-  readonly drained: number;
-  /** Connections cut at drain_timeout, plus workers the master had to kill. */
-  readonly killed: number;
-  readonly durationMs: number;
-}
-
-export interface ReloadReport {
-  readonly id: number;
-  readonly trigger: Trigger;
-  readonly result: ReloadResult;
-  readonly reason?: string;
-  readonly generation: number | null;
-  readonly previous: number | null;
-  readonly strategy: EffectiveStrategy | null;
-  readonly startedAt: string;
-  /** From the request to the old listeners shut down (steps 1-5). */
-  readonly durationMs: number;
-  readonly queuedAtCutover: number;
-  readonly migrated: number;
-  readonly dropped: number;
-  readonly counters?: CounterSnapshot;
-  readonly listeners: readonly ListenerPlan[];
-  readonly warnings: readonly string[];
-  drain?: DrainFigures;
-}
+import type { EffectiveStrategy, ListenerAction, ListenerPlan } from '../protocol/control.js';
+export type { DrainFigures, ListenerAction, ListenerPlan, ReloadReport, ReloadResult, Trigger } from '../protocol/control.js';
 
 /** True when a listener of spec `a` may hand its connections to one of spec `b`. */
 function compatible(a: ListenerSpec, b: ListenerSpec): boolean {

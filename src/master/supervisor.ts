@@ -16,6 +16,8 @@ import type { ControlResponse, ParsedControlRequest } from '../protocol/control.
 import { chooseStrategy, SYSCTL_HINT } from '../net/index.js';
 import type { ReloadReport, Trigger } from './reload-plan.js';
 import { DRAIN_ACK_TIMEOUT_MS, KILL_GRACE_MS, Reloader, type ReloadHost } from './reload.js';
+import type { MasterStatus } from '../protocol/control.js';
+import { describeGeneration } from './status.js';
 import { ConfigWatcher } from './watch.js';
 
 export const FAST_STOP_GRACE_MS = 1_000;
@@ -431,7 +433,7 @@ export class Supervisor implements ReloadHost {
     clearInterval(this.heartbeatTimer);
     void this.watcher?.close();
     this.watcher = undefined;
-    const generations = [...(this.current ? [this.current] : []), ...(this.starting ? [this.starting] : []), ...this.draining];
+    const generations = this.generations();
     for (const g of generations) for (const s of g.slots) s.cancelBackoff();
     if (escalating) this.log.warn('fast stop requested during a graceful stop');
     this.log.info({ mode, stopDelayMs: this.currentConfig.stopDelayMs }, `stopping (${mode})`);
@@ -465,31 +467,24 @@ export class Supervisor implements ReloadHost {
     if (lost > 0) this.log.warn({ lost }, `${lost} queued connections had no listener left to migrate to`);
   }
 
-  status(): unknown {
-    const now = Date.now();
-    const describe = (g: Generation) => ({
-      generation: g.id,
-      state: g.state,
-      workers: g.slots.map((s) => ({
-        index: s.index,
-        pid: s.worker?.pid ?? null,
-        state: s.worker?.state ?? (s.backoff ? 'backoff' : 'down'),
-        uptimeMs: s.worker ? now - s.worker.startedAt : 0,
-        restarts: s.restarts,
-        ...(s.backoff ? { nextAttemptInMs: Math.max(0, s.backoff.until - now) } : {}),
-      })),
-    });
+  status(): MasterStatus {
     return {
       pid: process.pid,
       config: this.currentConfig.file,
-      uptimeMs: now - this.startedAt,
+      uptimeMs: Date.now() - this.startedAt,
       state: this.stopMode ? 'stopping' : 'running',
       generation: this.current?.id ?? null,
       strategy: chooseStrategy(this.currentConfig.reload.strategy, readTcpMigrateReq()).strategy,
       reloading: this.reloads.inProgress,
       listen: (this.current?.specs ?? []).map((s) => this.addressOf(s)),
-      generations: [...(this.current ? [this.current] : []), ...(this.starting ? [this.starting] : []), ...this.draining].map(describe),
+      generations: this.generations().map((g) => describeGeneration(g)),
       reloads: this.reloads.reports,
     };
   }
+
+  /** Every generation with processes: active, being built, draining. */
+  private generations(): Generation[] {
+    return [...(this.current ? [this.current] : []), ...(this.starting ? [this.starting] : []), ...this.draining];
+  }
+
 }

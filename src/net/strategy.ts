@@ -2,9 +2,9 @@
 // kernel of the master's network namespace allows. Pure: the caller reads
 // the sysctl.
 import type { Strategy } from '../config/index.js';
+import type { EffectiveStrategy } from '../protocol/control.js';
 
-/** The strategies this build can carry out; `bpf` and `drain` arrive later. */
-export type EffectiveStrategy = 'migrate' | 'inherit' | 'none';
+export type { EffectiveStrategy };
 
 export interface StrategyChoice {
   readonly strategy: EffectiveStrategy;
