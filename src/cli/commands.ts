@@ -32,7 +32,12 @@ export async function status(config: Config, json: boolean, out: Output): Promis
   out(`handover master pid ${s.pid}, ${s.state}, up ${formatDuration(s.uptimeMs)}`);
   out(`config:     ${s.config}`);
   out(`listening:  ${s.listen.join(', ') || '-'}`);
-  out(`generation: ${s.generation ?? '-'}`);
+  out(`generation: ${s.generation ?? '-'}${s.reloading ? ' (reloading)' : ''}, reload strategy ${s.strategy}`);
+  const last = s.reloads.at(-1);
+  if (last) {
+    const figures = last.result === 'ok' ? `, ${last.migrated} migrated, ${last.dropped} dropped` : `: ${last.reason ?? ''}`.split('\n')[0];
+    out(`last reload: #${last.id} ${last.result} (${last.trigger}, ${last.startedAt})${figures}`);
+  }
   for (const g of s.generations) {
     out('');
     out(`generation ${g.generation} (${g.state})`);

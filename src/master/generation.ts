@@ -24,6 +24,13 @@ export function specsOf(config: Config): ListenerSpec[] {
   );
 }
 
+/**
+ * How long a shut-down listener is kept open so that its half-open requests
+ * can still migrate on their final ACK (see Listener.retire): a handshake
+ * round trip, and a first SYN-ACK retransmission (1 s), fit.
+ */
+export const HALF_OPEN_GRACE_MS = 3_000;
+
 export class Slot {
   worker: WorkerHandle | undefined;
   /** One per spec of the generation, in the same order; empty while retired. */
@@ -35,9 +42,9 @@ export class Slot {
 
   constructor(readonly index: number) {}
 
-  /** Shuts down and closes this slot's sockets, except those another generation shares. */
+  /** Shuts down (and soon closes) this slot's sockets, except those another generation shares. */
   retireListeners(shared?: ReadonlySet<Listener>): void {
-    for (const l of this.listeners) if (!shared?.has(l)) l.retire();
+    for (const l of this.listeners) if (!shared?.has(l)) l.retire(HALF_OPEN_GRACE_MS);
     this.listeners = [];
   }
 

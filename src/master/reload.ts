@@ -5,7 +5,7 @@ import { loadConfig, type Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import { counterDelta, snapshotCounters } from '../metrics/kernel.js';
 import type { Listener } from '../net/index.js';
-import { specsOf, type Generation } from './generation.js';
+import { HALF_OPEN_GRACE_MS, specsOf, type Generation } from './generation.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
 import { resolveIdentity, type Identity } from './identity.js';
 import { chooseStrategy } from '../net/index.js';
@@ -198,7 +198,7 @@ export class Reloader {
     await Promise.all(oldWorkers.map((w) => w.drain(config.reload.drainTimeoutMs, DRAIN_ACK_TIMEOUT_MS)));
     const retiring = old.listeners().filter((l) => !next.inherited.has(l));
     const queued = retiring.reduce((n, l) => n + (l.closed ? 0 : (l.queue()?.queued ?? 0)), 0);
-    for (const l of retiring) l.retire();
+    for (const l of retiring) l.retire(HALF_OPEN_GRACE_MS);
     for (const slot of old.slots) slot.listeners = [];
     next.inherited.clear();
     const durationMs = Date.now() - requestedAt;
