@@ -1,11 +1,14 @@
 // Reload edges: listener changes, the sysctl opt-in, the drain's hard
 // deadline and the app's close hook. Each test in a namespace of its own.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { runLoad } from '../harness/load.js';
-import { APPS, HELLO, MasterProcess, sleep, until, type LogLine } from '../harness/master.js';
+import { APPS, HELLO, MasterProcess, ROOT, sleep, until, type LogLine } from '../harness/master.js';
+
+const WORKER = join(ROOT, 'dist/worker/main.js');
 import { needsRoot, Netns } from '../harness/netns.js';
 
 interface Report {
@@ -111,6 +114,27 @@ describe('reload edges', () => {
       assert.equal(closes.length, 2, 'both old workers ran close');
       assert.ok(closes.every((l) => l['aborted'] === true), 'ctx.signal had fired');
       assert.equal(master.logs.slice(from).filter((l) => l.msg === 'app-init').length, 2, 'both new workers ran init');
+    });
+  });
+
+  it('workers drop to the configured user and group', async (t) => {
+    // The workers load dist/ and the app as nobody: a checkout under a 0700
+    // directory (mktemp -d) is out of their reach, which says nothing of handover.
+    const probe = spawnSync(process.execPath, ['-e', `require('node:fs').accessSync(${JSON.stringify(WORKER)}); require('node:fs').accessSync(${JSON.stringify(HELLO)})`], { uid: 65534, gid: 65534 });
+    if (process.getuid?.() === 0 && probe.status !== 0) {
+      t.skip(`the checkout is not readable by nobody (${ROOT}), so workers running as nobody could not load it`);
+      return;
+    }
+    await withMaster(t, 'edge-u', `${config(['127.0.0.1:8080'])}user: nobody\ngroup: nogroup\n`, 0, async (ns, master) => {
+      const status = await master.status();
+      for (const w of status.generations[0]?.workers ?? []) {
+        const text = readFileSync(`/proc/${w.pid}/status`, 'utf8');
+        assert.match(text, /^Uid:\s+65534\s/m, `worker ${w.index} runs as nobody`);
+        assert.match(text, /^Gid:\s+65534\s/m, `worker ${w.index} runs as nogroup`);
+      }
+      assert.match(readFileSync(`/proc/${master.pid}/status`, 'utf8'), /^Uid:\s+0\s/m, 'the master stays root');
+      const load = await runLoad(ns, { url: 'http://127.0.0.1:8080/', requests: 100, concurrency: 4 });
+      assert.equal(load.ok, 100);
     });
   });
 
