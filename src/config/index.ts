@@ -6,6 +6,7 @@ export type {
   ListenConfig,
   LogLevel,
   ReloadConfig,
+  RestartConfig,
   SocketAddress,
   Strategy,
   TlsFiles,

@@ -17,12 +17,11 @@ import { chooseStrategy, SYSCTL_HINT } from '../net/index.js';
 import type { ReloadReport, Trigger } from './reload-plan.js';
 import { DRAIN_ACK_TIMEOUT_MS, KILL_GRACE_MS, Reloader, type ReloadHost } from './reload.js';
 import type { MasterStatus } from '../protocol/control.js';
+import { backoffDelay, decideRestart } from './restart.js';
 import { describeGeneration } from './status.js';
 import { ConfigWatcher } from './watch.js';
 
 export const FAST_STOP_GRACE_MS = 1_000;
-/** Consecutive early deaths after which a slot is reported as crash-looping. */
-export const CRASH_LOOP_FAILURES = 3;
 
 
 export type MasterEvent =
@@ -310,38 +309,29 @@ export class Supervisor implements ReloadHost {
    * (it will accept the queue), but never across a backoff.
    */
   private replace(generation: Generation, slot: Slot, dead: WorkerHandle): void {
-    const uptime = Date.now() - dead.startedAt;
-    const servedLongEnough = dead.servedAt !== undefined && uptime >= generation.config.restart.minUptimeMs;
+    const decision = decideRestart(dead, slot.failures, generation.config.restart, readTcpMigrateReq() === 1);
     slot.restarts++;
-    slot.failures = servedLongEnough ? 0 : slot.failures + 1;
-    // One early death of a worker that did serve is an accident, not yet a
-    // loop: replace it at once (keeping its socket and queue without
-    // migration). A worker that never got ready, or a second early death,
-    // backs off.
-    const accident = slot.failures === 1 && dead.servedAt !== undefined;
-    const delay = accident ? 0 : this.backoffDelay(generation, slot);
+    slot.failures = decision.failures;
     // A socket the generation being built inherits has an acceptor there.
-    if (delay > 0 || readTcpMigrateReq() === 1) slot.retireListeners(this.starting?.inherited);
-    if (delay === 0) {
+    if (!decision.keepSocket) slot.retireListeners(this.starting?.inherited);
+    if (decision.delayMs === 0) {
       this.respawn(generation, slot);
       return;
     }
-    const level = slot.failures >= CRASH_LOOP_FAILURES ? 'error' : 'warn';
-    this.log[level](
-      { generation: generation.id, worker: slot.index, failures: slot.failures, backoffMs: delay },
-      slot.failures >= CRASH_LOOP_FAILURES
-        ? `worker ${slot.index} is crash-looping (${slot.failures} early deaths in a row); next attempt in ${delay} ms`
-        : `worker ${slot.index} died early; restarting in ${delay} ms`,
+    this.log[decision.crashLoop ? 'error' : 'warn'](
+      { generation: generation.id, worker: slot.index, failures: slot.failures, backoffMs: decision.delayMs },
+      decision.crashLoop
+        ? `worker ${slot.index} is crash-looping (${slot.failures} early deaths in a row); next attempt in ${decision.delayMs} ms`
+        : `worker ${slot.index} died early; restarting in ${decision.delayMs} ms`,
     );
-    slot.backoff = {
-      until: Date.now() + delay,
-      timer: setTimeout(() => this.dispatch({ type: 'respawn', generation, slot }), delay),
-    };
+    this.scheduleRespawn(generation, slot, decision.delayMs);
   }
 
-  private backoffDelay(generation: Generation, slot: Slot): number {
-    const { backoffMs, backoffMaxMs } = generation.config.restart;
-    return slot.failures === 0 ? 0 : Math.min(backoffMs * 2 ** (slot.failures - 1), backoffMaxMs);
+  private scheduleRespawn(generation: Generation, slot: Slot, delayMs: number): void {
+    slot.backoff = {
+      until: Date.now() + delayMs,
+      timer: setTimeout(() => this.dispatch({ type: 'respawn', generation, slot }), delayMs),
+    };
   }
 
   private onRespawn(generation: Generation, slot: Slot): void {
@@ -357,8 +347,7 @@ export class Supervisor implements ReloadHost {
     } catch (err) {
       this.log.error({ err, worker: slot.index }, `could not start a replacement for worker ${slot.index}`);
       slot.failures++;
-      const delay = this.backoffDelay(generation, slot);
-      slot.backoff = { until: Date.now() + delay, timer: setTimeout(() => this.dispatch({ type: 'respawn', generation, slot }), delay) };
+      this.scheduleRespawn(generation, slot, backoffDelay(slot.failures, generation.config.restart));
       return;
     }
     worker.ready(generation.config.reload.readyTimeoutMs).then(
