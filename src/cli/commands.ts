@@ -70,6 +70,7 @@ export async function reload(config: Pick<Config, 'controlSocket'> & { reload: t
   if (report.result === 'ok') {
     out(`reloaded: generation ${report.previous} -> ${report.generation} (${report.strategy}) in ${report.durationMs.toFixed(0)} ms`);
     out(`  queued at cutover ${report.queuedAtCutover}, migrated ${report.migrated}, dropped ${report.dropped}`);
+    out(`  listeners: ${report.listeners.map((l) => `${l.address} ${l.inherit ? 'inherited' : l.action}`).join(', ')}`);
     if (report.drain) out(`  drained ${report.drain.drained} connections in ${report.drain.durationMs.toFixed(0)} ms, killed ${report.drain.killed}`);
   } else {
     out(`reload ${report.result === 'invalid' ? 'refused (invalid configuration)' : 'rolled back'}; generation ${report.previous} keeps serving`);

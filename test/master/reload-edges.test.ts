@@ -1,8 +1,9 @@
 // Reload edges: listener changes, the sysctl opt-in, the drain's hard
 // deadline and the app's close hook. Each test in a namespace of its own.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { runLoad } from '../harness/load.js';
@@ -65,6 +66,27 @@ describe('reload edges', () => {
         assert.equal(load.ok, 100, `port ${port}`);
       }
     });
+  });
+
+  it('switching TLS on for an address replaces its listeners instead of handing plaintext over', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'handover-edge-tls-'));
+    try {
+      const cert = join(dir, 'tls.crt');
+      const key = join(dir, 'tls.key');
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+        '-subj', '/CN=localhost', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+      await withMaster(t, 'edge-t', config(['127.0.0.1:8080']), 0, async (ns, master) => {
+        rewrite(master, `app: ${HELLO}\nworkers: 2\nlisten:\n  - address: 127.0.0.1:8080\n    tls: { cert: ${cert}, key: ${key} }\nreload: { watch: false, drain_timeout: 2s }\n`);
+        const report = await reload(master);
+        assert.equal(report.result, 'ok', JSON.stringify(report));
+        assert.deepEqual(report.listeners, [{ address: '127.0.0.1:8080', action: 'replace', inherit: false }]);
+        assert.ok(report.warnings.some((w) => w.includes('not handed over')), JSON.stringify(report.warnings));
+        const https = await ns.run('node', ['-e', `require('node:https').get('https://127.0.0.1:8080/', { rejectUnauthorized: false }, (r) => console.log(r.statusCode)).on('error', (e) => console.log(e.code))`]);
+        assert.equal(https.stdout.trim(), '200');
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reload.set_tcp_migrate_req lets the master set the sysctl, and says so', async (t) => {
