@@ -1,28 +1,33 @@
 // The master: a single owner of configuration, listeners and generations.
 // Every input (signal, control request, worker exit, timer, file change)
 // enters through `dispatch()` and is handled one at a time; long operations
-// (start, stop, later reload) run as one async operation at a time.
+// (start, reload, stop) run as one async operation of each kind at a time.
 import type { Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import { readTcpMigrateReq, writeTcpMigrateReq } from '../metrics/kernel.js';
-import { findForeignListeners, openListener, openListeners, type Listener, type ListenerSpec } from '../net/index.js';
+import {
+  chooseStrategy,
+  findForeignListeners,
+  openListener,
+  openListeners,
+  SYSCTL_HINT,
+  type Listener,
+  type ListenerSpec,
+} from '../net/index.js';
+import type { ControlResponse, MasterStatus, ParsedControlRequest, ReloadReport, Trigger } from '../protocol/control.js';
+import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
 import { ControlServer, type Reply } from './control-server.js';
 import { EventQueue } from './events.js';
 import { Generation, specsOf, type Slot } from './generation.js';
-import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
 import { resolveIdentity, type Identity } from './identity.js';
-import { HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, WorkerHandle, type WorkerExit } from './worker-handle.js';
-import type { ControlResponse, ParsedControlRequest } from '../protocol/control.js';
-import { chooseStrategy, SYSCTL_HINT } from '../net/index.js';
-import type { ReloadReport, Trigger } from './reload-plan.js';
 import { DRAIN_ACK_TIMEOUT_MS, KILL_GRACE_MS, Reloader, type ReloadHost } from './reload.js';
-import type { MasterStatus } from '../protocol/control.js';
 import { backoffDelay, decideRestart } from './restart.js';
 import { describeGeneration } from './status.js';
 import { ConfigWatcher } from './watch.js';
+import { HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, WorkerHandle, type WorkerExit } from './worker-handle.js';
 
+/** How long a fast stop waits for workers after SIGTERM before SIGKILL. */
 export const FAST_STOP_GRACE_MS = 1_000;
-
 
 export type MasterEvent =
   | { type: 'signal'; signal: NodeJS.Signals }
@@ -31,7 +36,6 @@ export type MasterEvent =
   | { type: 'respawn'; generation: Generation; slot: Slot }
   | { type: 'heartbeat-check' }
   | { type: 'reload'; trigger: Trigger; onReport?: (report: ReloadReport) => void; waitDrain?: boolean };
-
 
 export class StartError extends Error {
   override name = 'StartError';
@@ -122,12 +126,16 @@ export class Supervisor implements ReloadHost {
     let generation: Generation | undefined;
     try {
       generation = this.createGeneration(this.currentConfig, this.identity, loadTlsMaterial(this.currentConfig));
+      this.starting = generation; // a stop during the boot covers its workers
       await this.boot(generation);
+      if (this.stopMode) throw new Error('stopped during start-up');
       this.activate(generation);
     } catch (err) {
       if (generation) await this.abort(generation);
       await this.control.close();
       throw new StartError(err instanceof Error ? err.message : String(err));
+    } finally {
+      this.starting = undefined;
     }
     this.heartbeatTimer = setInterval(() => this.dispatch({ type: 'heartbeat-check' }), HEARTBEAT_MS);
     this.heartbeatTimer.unref();
