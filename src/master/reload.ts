@@ -203,7 +203,9 @@ export class Reloader {
     next.inherited.clear();
     const durationMs = Date.now() - requestedAt;
     const counters = counterDelta(before, snapshotCounters());
-    const { migrated, dropped } = countCutover(queued, tcpMigrateReq === 1 && choice.strategy !== 'inherit', counters);
+    // The sysctl decides what happens to the retired queues, whatever the
+    // strategy (under inherit only surplus, replaced or removed sockets retire).
+    const { migrated, dropped } = countCutover(queued, tcpMigrateReq === 1, counters);
     const report: ReloadReport = {
       ...base, result: 'ok', generation: next.id, durationMs, queuedAtCutover: queued, migrated, dropped, counters, ...planned,
     };
