@@ -22,6 +22,9 @@ import type { WorkerHandle } from './worker-handle.js';
 export const DRAIN_ACK_TIMEOUT_MS = 1_000;
 /** Grace after a drain deadline before a worker that did not exit is killed. */
 export const KILL_GRACE_MS = 2_000;
+/** How long the old workers of a removed address get to accept its queue before it closes. */
+export const REMOVED_QUEUE_WAIT_MS = 1_000;
+const QUEUE_POLL_MS = 10;
 /** Reload reports kept for `handover status`. */
 export const REPORTS_KEPT = 20;
 
@@ -195,23 +198,46 @@ export class Reloader {
     // the master shuts every old listener down, whatever their workers do.
     host.commit(next, old, config, identity);
     const oldWorkers = old.liveWorkers();
-    await Promise.all(oldWorkers.map((w) => w.drain(config.reload.drainTimeoutMs, DRAIN_ACK_TIMEOUT_MS)));
+    const removed = plans.filter((p) => p.action === 'close').map((p) => p.address);
+    await Promise.all(oldWorkers.map((w) => w.drain(config.reload.drainTimeoutMs, DRAIN_ACK_TIMEOUT_MS, removed)));
     const retiring = old.listeners().filter((l) => !next.inherited.has(l));
-    const queued = retiring.reduce((n, l) => n + (l.closed ? 0 : (l.queue()?.queued ?? 0)), 0);
-    for (const l of retiring) l.retire(HALF_OPEN_GRACE_MS);
+    const handing = retiring.filter((l) => !removed.includes(l.spec.address.text));
+    const queued = queuedOn(handing);
+    for (const l of handing) l.retire(HALF_OPEN_GRACE_MS);
+    // The sysctl decides what happens to the retired queues, whatever the
+    // strategy (under inherit only surplus or replaced sockets retire here).
+    const cutover = countCutover(queued, tcpMigrateReq === 1, counterDelta(before, snapshotCounters()));
+    const lost = await this.closeRemoved(retiring.filter((l) => removed.includes(l.spec.address.text)), oldWorkers, removed);
     for (const slot of old.slots) slot.listeners = [];
     next.inherited.clear();
-    const durationMs = Date.now() - requestedAt;
-    const counters = counterDelta(before, snapshotCounters());
-    // The sysctl decides what happens to the retired queues, whatever the
-    // strategy (under inherit only surplus, replaced or removed sockets retire).
-    const { migrated, dropped } = countCutover(queued, tcpMigrateReq === 1, counters);
     const report: ReloadReport = {
-      ...base, result: 'ok', generation: next.id, durationMs, queuedAtCutover: queued, migrated, dropped, counters, ...planned,
+      ...base, result: 'ok', generation: next.id, durationMs: Date.now() - requestedAt,
+      queuedAtCutover: queued + lost, migrated: cutover.migrated, dropped: cutover.dropped + lost,
+      counters: counterDelta(before, snapshotCounters()), ...planned,
     };
     // 6. The old generation drains in the background.
     this.drains.set(id, this.drain(old, oldWorkers, report));
     return report;
+  }
+
+  /**
+   * An address the new generation no longer serves has no listener to hand
+   * its queue to: its old workers go on accepting until the queue is empty
+   * (bounded by REMOVED_QUEUE_WAIT_MS), then stop, and the master closes it.
+   * Returns the connections still queued at that point (lost).
+   */
+  private async closeRemoved(listeners: readonly Listener[], workers: readonly WorkerHandle[], addresses: readonly string[]): Promise<number> {
+    if (listeners.length === 0) return 0;
+    const deadline = Date.now() + REMOVED_QUEUE_WAIT_MS;
+    this.host.log.info(
+      { addresses, queued: queuedOn(listeners) },
+      `old workers accept what is queued on ${addresses.join(', ')} (removed) before it closes`,
+    );
+    while (queuedOn(listeners) > 0 && Date.now() < deadline) await sleep(QUEUE_POLL_MS);
+    await Promise.all(workers.map((w) => w.close(addresses, DRAIN_ACK_TIMEOUT_MS)));
+    const lost = queuedOn(listeners);
+    for (const l of listeners) l.retire();
+    return lost;
   }
 
   private warnings(current: Config, config: Config, strategyWarning: string | undefined, plans: readonly ListenerPlan[]): string[] {
@@ -220,7 +246,7 @@ export class Reloader {
     if (strategyWarning) warnings.push(strategyWarning);
     for (const p of plans) {
       if (p.action === 'replace') warnings.push(`${p.address}: listener settings changed; its queue is not handed over (the old listener is shut down)`);
-      if (p.action === 'close') warnings.push(`${p.address}: removed; connections queued on it at the cutover are dropped`);
+      if (p.action === 'close') warnings.push(`${p.address}: removed; its old workers accept what is queued on it, then it closes`);
     }
     return warnings;
   }
@@ -248,6 +274,11 @@ export class Reloader {
     this.drains.delete(report.id);
     this.host.log.info({ reload: report.id, generation: old.id, drain: report.drain }, `generation ${old.id} drained`);
   }
+}
+
+/** Connections waiting in the accept queues of these listeners (TCP_INFO). */
+function queuedOn(listeners: readonly Listener[]): number {
+  return listeners.reduce((n, l) => n + (l.closed ? 0 : (l.queue()?.queued ?? 0)), 0);
 }
 
 /** For `inherit`: the old listeners each unchanged address hands to the new generation. */

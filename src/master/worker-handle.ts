@@ -176,12 +176,24 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
   }
 
   /**
-   * Asks the worker to stop accepting and drain. Resolves true once it has
+   * Asks the worker to stop accepting and drain; servers of the `keep`
+   * addresses accept on until close() names them. Resolves true once it has
    * acknowledged, false when it did not within `ackTimeoutMs` or is gone.
    */
-  drain(drainTimeoutMs: number, ackTimeoutMs: number): Promise<boolean> {
+  drain(drainTimeoutMs: number, ackTimeoutMs: number, keep: readonly string[] = []): Promise<boolean> {
     if (!this.alive) return Promise.resolve(false);
     this.transition(['starting', 'ready', 'serving'], 'draining');
+    return this.request((seq) => ({ type: 'drain', seq, drainTimeoutMs, keep }), ackTimeoutMs);
+  }
+
+  /** Asks a draining worker to stop accepting on `addresses` too; resolves like drain(). */
+  close(addresses: readonly string[], ackTimeoutMs: number): Promise<boolean> {
+    if (!this.alive) return Promise.resolve(false);
+    return this.request((seq) => ({ type: 'close', seq, addresses }), ackTimeoutMs);
+  }
+
+  /** Sends a message that the worker acknowledges, with a deadline. */
+  private request(message: (seq: number) => MasterMessage, ackTimeoutMs: number): Promise<boolean> {
     const seq = ++this.seq;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -192,7 +204,7 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
         clearTimeout(timer);
         resolve(this.alive);
       });
-      this.send({ type: 'drain', seq, drainTimeoutMs });
+      this.send(message(seq));
     });
   }
 

@@ -23,14 +23,26 @@ export interface StartMessage {
   readonly heartbeatMs: number;
 }
 
-/** Stop accepting (close the server handles) and drain; answered by `ack`, then `drained`. */
+/**
+ * Stop accepting (close the server handles) and drain; answered by `ack`,
+ * then `drained`. Servers of the `keep` addresses go on accepting until a
+ * `close` names them (an address the new generation no longer serves).
+ */
 export interface DrainMessage {
   readonly type: 'drain';
   readonly seq: number;
   readonly drainTimeoutMs: number;
+  readonly keep: readonly string[];
 }
 
-export type MasterMessage = StartMessage | DrainMessage;
+/** Stop accepting on these addresses now; answered by `ack`. */
+export interface CloseMessage {
+  readonly type: 'close';
+  readonly seq: number;
+  readonly addresses: readonly string[];
+}
+
+export type MasterMessage = StartMessage | DrainMessage | CloseMessage;
 
 export interface ErrorInfo {
   readonly name: string;
@@ -76,6 +88,12 @@ function str(o: Obj, key: string): string {
   return v;
 }
 
+function strings(o: Obj, key: string): string[] {
+  const v = o[key];
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new ProtocolError(`${key}: expected a list of strings`);
+  return v as string[];
+}
+
 function listener(v: unknown): WorkerListener {
   const o = object(v, 'listener');
   const base = { fd: int(o, 'fd', 3), address: str(o, 'address'), backlog: int(o, 'backlog', 1) };
@@ -102,7 +120,9 @@ export function parseMasterMessage(raw: unknown): MasterMessage {
       };
     }
     case 'drain':
-      return { type: 'drain', seq: int(o, 'seq'), drainTimeoutMs: int(o, 'drainTimeoutMs') };
+      return { type: 'drain', seq: int(o, 'seq'), drainTimeoutMs: int(o, 'drainTimeoutMs'), keep: strings(o, 'keep') };
+    case 'close':
+      return { type: 'close', seq: int(o, 'seq'), addresses: strings(o, 'addresses') };
     default:
       throw new ProtocolError(`unknown message type ${JSON.stringify(o['type'])}`);
   }

@@ -19,9 +19,16 @@ export interface DrainResult {
 /** Tracks the connections of one server; costs one listener per connection, none per request. */
 export class ConnectionTracker {
   private readonly sockets = new Set<Socket>();
-  private draining = false;
+  private stopping = false;
+  private resolveClosed!: () => void;
+  /** Resolves once the tracker stopped accepting and every connection has closed. */
+  readonly closed = new Promise<void>((resolve) => (this.resolveClosed = resolve));
 
-  constructor(private readonly server: HttpServer) {
+  constructor(
+    /** The listen address this server serves, as the master names it. */
+    readonly address: string,
+    private readonly server: HttpServer,
+  ) {
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
@@ -34,12 +41,12 @@ export class ConnectionTracker {
 
   /**
    * Stop accepting new connections (synchronously: the listening handle is
-   * closed before this returns); already accepted ones are served on. The
-   * promise resolves once every connection has closed.
+   * closed before this returns); already accepted ones are served on, and
+   * `closed` resolves once they are all gone. Idempotent.
    */
-  stopAccepting(): Promise<void> {
-    if (this.draining) return Promise.resolve();
-    this.draining = true;
+  stopAccepting(): void {
+    if (this.stopping) return;
+    this.stopping = true;
     this.server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
       if (!res.headersSent) res.setHeader('Connection', 'close');
     });
@@ -47,10 +54,8 @@ export class ConnectionTracker {
       const res = currentResponse(socket);
       if (res && !res.headersSent) res.setHeader('Connection', 'close');
     }
-    return new Promise((resolve) => {
-      // The net-level close: it leaves keep-alive connections alone.
-      NetServer.prototype.close.call(this.server, () => resolve());
-    });
+    // The net-level close: it leaves keep-alive connections alone.
+    NetServer.prototype.close.call(this.server, () => this.resolveClosed());
   }
 
   /** Destroys what is left; returns how many connections that was. */
@@ -72,24 +77,34 @@ function currentResponse(socket: Socket): ServerResponse | undefined {
 }
 
 /**
- * Drains every tracker: resolves once all connections have closed or, at the
- * deadline, after destroying the rest.
+ * Drains every tracker: those not in `keep` stop accepting at once (then
+ * `onStoppedAccepting` runs); the kept ones go on accepting until
+ * `stopAccepting()` is called on them later (an address the new generation
+ * no longer serves: its queue is accepted here, not reset). Resolves once
+ * every connection has closed or, at the deadline, after destroying the rest.
  */
 export async function drain(
   trackers: readonly ConnectionTracker[],
   deadlineMs: number,
   onStoppedAccepting: () => void,
+  keep: ReadonlySet<string> = new Set(),
 ): Promise<DrainResult> {
   const started = performance.now();
   const connections = trackers.reduce((n, t) => n + t.size, 0);
-  const closed = Promise.all(trackers.map((t) => t.stopAccepting()));
+  for (const t of trackers) if (!keep.has(t.address)) t.stopAccepting();
   onStoppedAccepting();
+  // A kept tracker counts as done only once it, too, was told to stop.
+  const closed = Promise.all(trackers.map((t) => t.closed));
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<'deadline'>((resolve) => {
     timer = setTimeout(() => resolve('deadline'), deadlineMs);
   });
   const outcome = await Promise.race([closed.then(() => 'closed' as const), deadline]);
   clearTimeout(timer);
-  const killed = outcome === 'deadline' ? trackers.reduce((n, t) => n + t.destroyAll(), 0) : 0;
+  let killed = 0;
+  if (outcome === 'deadline') {
+    for (const t of trackers) t.stopAccepting();
+    killed = trackers.reduce((n, t) => n + t.destroyAll(), 0);
+  }
   return { connections, killed, durationMs: performance.now() - started };
 }

@@ -7,6 +7,7 @@ import type { Logger } from '../log/logger.js';
 import {
   errorInfo,
   parseMasterMessage,
+  type CloseMessage,
   type DrainMessage,
   type StartMessage,
   type WorkerMessage,
@@ -75,7 +76,7 @@ async function start(msg: StartMessage): Promise<void> {
       const server = l.tls
         ? (await import('node:https')).createServer({ cert: l.tls.cert, key: l.tls.key }, app.handler)
         : createServer(app.handler);
-      trackers.push(new ConnectionTracker(server));
+      trackers.push(new ConnectionTracker(l.address, server));
       await listen(server, l.fd, l.backlog);
     }
   } catch (err) {
@@ -86,14 +87,14 @@ async function start(msg: StartMessage): Promise<void> {
   void log();
 }
 
-async function startDrain(timeoutMs: number, onStopped: () => void = () => {}): Promise<void> {
+async function startDrain(timeoutMs: number, onStopped: () => void = () => {}, keep: readonly string[] = []): Promise<void> {
   if (draining) return;
   draining = true;
   abort.abort();
   const closeHook = Promise.resolve()
     .then(() => (app && ctx ? app.close?.(ctx) : undefined))
     .catch(async (err: unknown) => (await log()).error({ err }, 'app close hook failed'));
-  const result = await drain(trackers, timeoutMs, onStopped);
+  const result = await drain(trackers, timeoutMs, onStopped, new Set(keep));
   await closeHook;
   (await log()).info({ ...result }, 'drained');
   await send({ type: 'drained', ...result });
@@ -101,7 +102,12 @@ async function startDrain(timeoutMs: number, onStopped: () => void = () => {}): 
 }
 
 function onDrain(msg: DrainMessage): void {
-  void startDrain(msg.drainTimeoutMs, () => void send({ type: 'ack', seq: msg.seq }));
+  void startDrain(msg.drainTimeoutMs, () => void send({ type: 'ack', seq: msg.seq }), msg.keep);
+}
+
+function onClose(msg: CloseMessage): void {
+  for (const t of trackers) if (msg.addresses.includes(t.address)) t.stopAccepting();
+  void send({ type: 'ack', seq: msg.seq });
 }
 
 process.on('message', (raw: unknown) => {
@@ -113,7 +119,8 @@ process.on('message', (raw: unknown) => {
     return;
   }
   if (msg.type === 'start') void start(msg);
-  else onDrain(msg);
+  else if (msg.type === 'drain') onDrain(msg);
+  else onClose(msg);
 });
 
 // The master is gone (even SIGKILLed): exit on purpose rather than linger

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { runLoad } from '../harness/load.js';
+import { runLoad, startLoad } from '../harness/load.js';
 import { APPS, HELLO, MasterProcess, ROOT, sleep, until, type LogLine } from '../harness/master.js';
 
 const WORKER = join(ROOT, 'dist/worker/main.js');
@@ -64,6 +64,38 @@ describe('reload edges', () => {
       for (const port of [8080, 8082]) {
         const load = await runLoad(ns, { url: `http://127.0.0.1:${port}/`, requests: 100, concurrency: 4 });
         assert.equal(load.ok, 100, `port ${port}`);
+      }
+    });
+  });
+
+  it("a removed address's queue is accepted by its old workers before it closes", async (t) => {
+    await withMaster(t, 'edge-r', config(['127.0.0.1:8080', '127.0.0.1:8081']), 0, async (ns, master) => {
+      const old = (await master.status()).generations[0]?.workers.map((w) => w.pid as number) ?? [];
+      for (const pid of old) process.kill(pid, 'SIGSTOP');
+      const hold = startLoad(ns, { url: 'http://127.0.0.1:8081/', mode: 'hold', connections: 20, timeout: 15_000 });
+      try {
+        await hold.sent;
+        await until(async () => ((await ns.listeners(8081)).reduce((n, l) => n + l.recvQ, 0) >= 20 ? true : undefined), 5_000, '20 queued on 8081');
+        rewrite(master, config(['127.0.0.1:8080']));
+        const from = master.logs.length;
+        const answer = reload(master);
+        await master.waitForLog((l) => typeof l.msg === 'string' && l.msg.includes('(removed) before it closes'), 15_000, from);
+        for (const pid of old) process.kill(pid, 'SIGCONT');
+        const report = await answer;
+        assert.equal(report.result, 'ok', JSON.stringify(report));
+        const summary = await hold.done;
+        assert.equal(summary.ok, 20, `every queued client on the removed address got a 200: ${JSON.stringify(summary)}`);
+        assert.equal((report as Report & { dropped: number }).dropped, 0);
+        assert.equal((await ns.listeners(8081)).length, 0, '8081 is closed');
+      } finally {
+        for (const pid of old) {
+          try {
+            process.kill(pid, 'SIGCONT');
+          } catch {
+            /* gone */
+          }
+        }
+        await hold.stop();
       }
     });
   });
