@@ -11,7 +11,10 @@ const start = {
 describe('protocol', () => {
   it('accepts every message either side sends', () => {
     assert.deepEqual(parseMasterMessage(start), start);
-    assert.deepEqual(parseMasterMessage({ type: 'drain', seq: 3, drainTimeoutMs: 5 }), { type: 'drain', seq: 3, drainTimeoutMs: 5 });
+    const drain = { type: 'drain', seq: 3, drainTimeoutMs: 5, keep: ['127.0.0.1:8081'] };
+    assert.deepEqual(parseMasterMessage(drain), drain);
+    const close = { type: 'close', seq: 4, addresses: ['127.0.0.1:8081'] };
+    assert.deepEqual(parseMasterMessage(close), close);
     for (const m of [
       { type: 'ready' },
       { type: 'heartbeat' },
@@ -28,7 +31,9 @@ describe('protocol', () => {
       [{ ...start, listeners: [{ fd: 2, address: 'x', backlog: 1 }] }, /fd: expected an integer >= 3/],
       [{ ...start, listeners: 'x' }, /listeners: expected an array/],
       [{ ...start, generation: 0 }, /generation/],
-      [{ type: 'drain', seq: 1.5, drainTimeoutMs: 1 }, /seq/],
+      [{ type: 'drain', seq: 1.5, drainTimeoutMs: 1, keep: [] }, /seq/],
+      [{ type: 'drain', seq: 1, drainTimeoutMs: 1, keep: [1] }, /keep: expected a list of strings/],
+      [{ type: 'close', seq: 1 }, /addresses/],
     ];
     for (const [raw, message] of bad) assert.throws(() => parseMasterMessage(raw), (e: unknown) => e instanceof ProtocolError && message.test(e.message));
     assert.throws(() => parseWorkerMessage({ type: 'failed', phase: 'lunch', error: { name: 'E', message: 'm' } }), /phase/);
