@@ -60,7 +60,7 @@ export async function reload(config: Pick<Config, 'controlSocket'> & { reload: t
   const { readyTimeoutMs, settleMs, drainTimeoutMs } = config.reload;
   const timeout = readyTimeoutMs + settleMs + RELOAD_SLACK_MS + (waitDrain ? drainTimeoutMs : 0);
   const { response } = await request(config.controlSocket, { cmd: 'reload', waitDrain }, timeout);
-  const report = (response.ok ? response.result : response.result) as ReloadReport | undefined;
+  const report = response.result as ReloadReport | undefined;
   if (!report) throw new Error(`reload: ${response.ok ? 'no report' : response.error}`);
   const code = report.result === 'ok' ? 0 : report.result === 'invalid' ? 2 : 1;
   if (json) {

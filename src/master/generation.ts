@@ -2,7 +2,7 @@
 // owns one Listener per address (the master's copy of the socket its worker
 // listens on) and at most one live WorkerHandle at a time.
 import type { Config } from '../config/index.js';
-import type { Listener, ListenerSpec } from '../net/index.js';
+import { listenerSpec, type Listener, type ListenerSpec } from '../net/index.js';
 import type { TlsMaterial } from '../tls/material.js';
 import type { Identity } from './identity.js';
 import type { WorkerHandle } from './worker-handle.js';
@@ -19,9 +19,7 @@ const LEGAL: Record<GenerationState, readonly GenerationState[]> = {
 
 /** The listener specs a configuration asks for, in its order. */
 export function specsOf(config: Config): ListenerSpec[] {
-  return config.listen.map((l) =>
-    Object.freeze({ address: l.address, backlog: l.backlog, v6only: l.v6only, tls: l.tls !== undefined }),
-  );
+  return config.listen.map((l) => listenerSpec({ address: l.address, backlog: l.backlog, v6only: l.v6only, tls: l.tls !== undefined }));
 }
 
 /**

@@ -4,7 +4,7 @@
 import { loadConfig, type Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import { counterDelta, snapshotCounters } from '../metrics/kernel.js';
-import type { Listener } from '../net/index.js';
+import { queuedOn, type Listener } from '../net/index.js';
 import { HALF_OPEN_GRACE_MS, specsOf, type Generation } from './generation.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
 import { resolveIdentity, type Identity } from './identity.js';
@@ -16,7 +16,7 @@ import {
   type ReloadReport,
   type Trigger,
 } from './reload-plan.js';
-import type { WorkerHandle } from './worker-handle.js';
+import { exitedOrKilled, type WorkerHandle } from './worker-handle.js';
 
 /** How long old workers get to acknowledge "stop accepting" before the master shuts their listeners anyway. */
 export const DRAIN_ACK_TIMEOUT_MS = 1_000;
@@ -254,17 +254,9 @@ export class Reloader {
   /** Waits for the old workers to finish (killing them after drain_timeout) and adds the drain's figures to the report. */
   private async drain(old: Generation, workers: readonly WorkerHandle[], report: ReloadReport): Promise<void> {
     const started = Date.now();
-    let killedByMaster = 0;
-    const timer = setTimeout(() => {
-      for (const w of workers) {
-        if (!w.alive) continue;
-        killedByMaster++;
-        this.host.log.warn({ generation: old.id, workerPid: w.pid }, `old worker ${w.index} (pid ${w.pid}) still running after drain_timeout; killing it`);
-        w.kill('SIGKILL');
-      }
-    }, old.config.reload.drainTimeoutMs + KILL_GRACE_MS);
-    await Promise.all(workers.map((w) => w.exited));
-    clearTimeout(timer);
+    const killedByMaster = await exitedOrKilled(workers, old.config.reload.drainTimeoutMs + KILL_GRACE_MS, (w) =>
+      this.host.log.warn({ generation: old.id, workerPid: w.pid }, `old worker ${w.index} (pid ${w.pid}) still running after drain_timeout; killing it`),
+    );
     this.host.retired(old);
     report.drain = {
       drained: workers.reduce((n, w) => n + (w.drainResult?.connections ?? 0), 0),
@@ -274,11 +266,6 @@ export class Reloader {
     this.drains.delete(report.id);
     this.host.log.info({ reload: report.id, generation: old.id, drain: report.drain }, `generation ${old.id} drained`);
   }
-}
-
-/** Connections waiting in the accept queues of these listeners (TCP_INFO). */
-function queuedOn(listeners: readonly Listener[]): number {
-  return listeners.reduce((n, l) => n + (l.closed ? 0 : (l.queue()?.queued ?? 0)), 0);
 }
 
 /** For `inherit`: the old listeners each unchanged address hands to the new generation. */

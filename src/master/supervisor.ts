@@ -6,10 +6,12 @@ import type { Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import { readTcpMigrateReq, writeTcpMigrateReq } from '../metrics/kernel.js';
 import {
+  addressText,
   chooseStrategy,
   findForeignListeners,
   openListener,
   openListeners,
+  queuedOn,
   SYSCTL_HINT,
   type Listener,
   type ListenerSpec,
@@ -24,7 +26,7 @@ import { DRAIN_ACK_TIMEOUT_MS, KILL_GRACE_MS, Reloader, type ReloadHost } from '
 import { backoffDelay, decideRestart } from './restart.js';
 import { describeGeneration } from './status.js';
 import { ConfigWatcher } from './watch.js';
-import { HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, WorkerHandle, type WorkerExit } from './worker-handle.js';
+import { exitedOrKilled, HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, WorkerHandle, type WorkerExit } from './worker-handle.js';
 
 /** How long a fast stop waits for workers after SIGTERM before SIGKILL. */
 export const FAST_STOP_GRACE_MS = 1_000;
@@ -148,8 +150,7 @@ export class Supervisor implements ReloadHost {
   }
 
   private addressOf(spec: ListenerSpec): string {
-    const port = this.ports.get(spec.address.text) ?? spec.address.port;
-    return spec.address.family === 6 ? `[${spec.address.host}]:${port}` : `${spec.address.host}:${port}`;
+    return addressText(spec.address.host, this.ports.get(spec.address.text) ?? spec.address.port, spec.address.family);
   }
 
   /**
@@ -442,15 +443,9 @@ export class Supervisor implements ReloadHost {
     this.retireAll(generations);
     if (mode === 'fast') for (const w of workers) w.kill('SIGTERM');
     const grace = mode === 'fast' ? FAST_STOP_GRACE_MS : this.currentConfig.reload.drainTimeoutMs + KILL_GRACE_MS;
-    const timer = setTimeout(() => {
-      for (const w of workers) {
-        if (!w.alive) continue;
-        this.log.warn({ workerPid: w.pid }, `worker ${w.index} (pid ${w.pid}) did not exit in time; killing it`);
-        w.kill('SIGKILL');
-      }
-    }, grace);
-    await Promise.all(workers.map((w) => w.exited));
-    clearTimeout(timer);
+    await exitedOrKilled(workers, grace, (w) =>
+      this.log.warn({ workerPid: w.pid }, `worker ${w.index} (pid ${w.pid}) did not exit in time; killing it`),
+    );
     if (this.stopMode !== mode) return; // a fast stop took over and finishes the job
     await this.control.close();
     this.log.info('stopped');
@@ -458,8 +453,7 @@ export class Supervisor implements ReloadHost {
   }
 
   private retireAll(generations: readonly Generation[]): void {
-    let lost = 0;
-    for (const listener of generations.flatMap((g) => g.listeners())) lost += listener.queue()?.queued ?? 0;
+    const lost = queuedOn(generations.flatMap((g) => g.listeners()));
     for (const g of generations) g.retireListeners();
     if (lost > 0) this.log.warn({ lost }, `${lost} queued connections had no listener left to migrate to`);
   }

@@ -254,3 +254,27 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
     }
   }
 }
+
+/**
+ * Waits for every worker to exit, SIGKILLing those still alive after
+ * `deadlineMs` (each reported through `onKill` first). Resolves with how
+ * many had to be killed.
+ */
+export async function exitedOrKilled(
+  workers: readonly WorkerHandle[],
+  deadlineMs: number,
+  onKill: (worker: WorkerHandle) => void,
+): Promise<number> {
+  let killed = 0;
+  const timer = setTimeout(() => {
+    for (const w of workers) {
+      if (!w.alive) continue;
+      killed++;
+      onKill(w);
+      w.kill('SIGKILL');
+    }
+  }, deadlineMs);
+  await Promise.all(workers.map((w) => w.exited));
+  clearTimeout(timer);
+  return killed;
+}

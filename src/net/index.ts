@@ -2,7 +2,7 @@
 
 export { listenerSpec, sameSpec, specKey } from './spec.js';
 export type { ListenerSpec } from './spec.js';
-export { Listener, openListener, openListeners } from './listener.js';
+export { Listener, openListener, openListeners, queuedOn } from './listener.js';
 export { findForeignListeners } from './foreign.js';
 export type { ForeignListener } from './foreign.js';
 export { readTcpTable, TCP_LISTEN } from './tcp-table.js';

@@ -147,3 +147,8 @@ function quietly(release: () => void): void {
     // already failing
   }
 }
+
+/** Connections waiting in the accept queues of these listeners (TCP_INFO); closed ones count 0. */
+export function queuedOn(listeners: readonly Listener[]): number {
+  return listeners.reduce((n, l) => n + (l.closed ? 0 : (l.queue()?.queued ?? 0)), 0);
+}
