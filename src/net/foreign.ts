@@ -3,6 +3,7 @@
 // take a share of the connections, so the master looks before it binds.
 
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { SocketAddress } from '../config/types.js';
 import { addressText, encodeSockaddr } from '../sys/index.js';
 import { readTcpTable, TCP_LISTEN } from './tcp-table.js';
@@ -15,7 +16,7 @@ export interface ForeignListener {
   readonly inode: number;
   /** The lowest pid holding the socket, when /proc lets us see it. */
   readonly pid?: number;
-  /** That process's /proc/<pid>/comm. */
+  /** That process's program name (from /proc/<pid>/cmdline, else comm). */
   readonly command?: string;
 }
 
@@ -39,7 +40,7 @@ export function findForeignListeners(address: SocketAddress): ForeignListener[] 
 function describe(e: TcpTableEntry, pid: number | undefined): ForeignListener {
   const base = { local: addressText(e.localHost, e.localPort, e.family), uid: e.uid, inode: e.inode };
   if (pid === undefined) return base;
-  const command = readComm(pid);
+  const command = readCommand(pid);
   return command === undefined ? { ...base, pid } : { ...base, pid, command };
 }
 
@@ -102,9 +103,22 @@ function socketInodes(pid: number): number[] {
   return inodes;
 }
 
-function readComm(pid: number): string | undefined {
+/**
+ * The program's name as a person knows it. Not /proc/<pid>/comm alone: that
+ * is the main thread's name, which Node 24 sets to "MainThread". argv[0]'s
+ * basename instead ("node"), or the whole title when the program rewrote its
+ * command line (nginx: "nginx: master process /usr/sbin/nginx"); comm when
+ * the command line is empty (a kernel thread, a zombie).
+ */
+function readCommand(pid: number): string | undefined {
+  const argv0 = readProc(pid, 'cmdline')?.split('\0')[0]?.trim();
+  if (argv0) return /\s/.test(argv0) ? argv0 : basename(argv0);
+  return readProc(pid, 'comm')?.trim() || undefined;
+}
+
+function readProc(pid: number, file: string): string | undefined {
   try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    return readFileSync(`/proc/${pid}/${file}`, 'utf8');
   } catch {
     return undefined;
   }

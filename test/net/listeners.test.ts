@@ -3,6 +3,8 @@
 // the way a worker does, retired, and never leaked.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
@@ -209,6 +211,22 @@ describe('findForeignListeners', () => {
     assert.equal(findForeignListeners(v4('127.0.0.2', port)).length, 0);
     assert.equal(findForeignListeners(v4('0.0.0.0', 0)).length, 0);
   });
+
+  // Node 24 names its main thread "MainThread", which is what /proc/<pid>/comm
+  // shows; a child that renames its main thread stands in for it on any Node.
+  for (const [what, setup, expected] of [
+    ['a renamed main thread', "require('fs').writeFileSync('/proc/self/comm', 'MainThread')", 'node'],
+    ['a rewritten process title', "process.title = 'myapp: master'", 'myapp: master'],
+  ] as const) {
+    it(`names the program of ${what} by its command line`, async () => {
+      const script = `${setup}; const s = require('net').createServer().listen(0, '127.0.0.1', () => console.log(s.address().port));`;
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      cleanup.push(() => child.kill('SIGKILL'));
+      const [line] = (await once(child.stdout, 'data')) as [Buffer];
+      const found = findForeignListeners(v4('127.0.0.1', Number(line.toString().trim())));
+      assert.deepEqual(found.map((f) => [f.pid, f.command]), [[child.pid, expected]]);
+    });
+  }
 
   it('finds a wildcard listener when asked about a specific address', async () => {
     const wild = net.createServer();
