@@ -11,7 +11,8 @@ export type {
   Strategy,
   TlsFiles,
 } from './types.js';
-export { ConfigError, formatProblem, loadConfig, parseConfig, type ConfigProblem } from './load.js';
+export { ConfigError, formatProblem, loadConfig, parseConfig, parseConfigObject, withAbsolutePaths, type ConfigProblem } from './load.js';
+export type { Address, ConfigOptions, Duration, ListenOptions, LogLevelName, StrategyName } from './options.js';
 export { configJsonSchema, configSchema, type ConfigInput } from './schema.js';
 export {
   controlDir,

@@ -10,38 +10,10 @@ import type { z } from 'zod';
 import { defaultControlSocket, socketPathProblem } from './control-path.js';
 import { autoWorkers } from './cpu-quota.js';
 import { configSchema, knownKeys, type ConfigDocument } from './schema.js';
+import { ConfigError, type ConfigProblem } from './problems.js';
 import type { Config } from './types.js';
 
-export interface ConfigProblem {
-  readonly file: string;
-  readonly line?: number;
-  readonly column?: number;
-  /** Dotted key path, e.g. "listen.0.address"; empty for problems of the file as a whole. */
-  readonly path: string;
-  readonly message: string;
-}
-
-/** A configuration that cannot be used. `message` is ready to print, one problem per line. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  readonly problems: readonly ConfigProblem[];
-  /**
-   * The control socket the file names (or its default), when that much could
-   * be read: `handover reload` still reaches the master to report the refusal.
-   */
-  controlSocket: string | undefined;
-
-  constructor(problems: readonly ConfigProblem[]) {
-    super(problems.map(formatProblem).join('\n'));
-    this.problems = Object.freeze(problems.map((p) => Object.freeze({ ...p })));
-  }
-}
-
-/** `FILE:LINE:COL: KEYPATH: message`, leaving out the parts that are unknown. */
-export function formatProblem(p: ConfigProblem): string {
-  const where = p.line === undefined ? p.file : `${p.file}:${p.line}:${p.column ?? 1}`;
-  return p.path === '' ? `${where}: ${p.message}` : `${where}: ${p.path}: ${p.message}`;
-}
+export { ConfigError, formatProblem, type ConfigProblem } from './problems.js';
 
 /** Reads and validates `file`. Throws ConfigError, also when the file cannot be read. */
 export function loadConfig(file: string): Config {
@@ -56,6 +28,41 @@ export function loadConfig(file: string): Config {
 }
 
 type Path = readonly PropertyKey[];
+
+/**
+ * Validates a configuration given as an object (the programmatic API) with
+ * the same schema and checks as a file. Problems name `label` and the key
+ * path (there are no lines); relative paths resolve against `file`'s
+ * directory, and the default control socket derives from `file`.
+ */
+export function parseConfigObject(value: unknown, file: string, label = file): Config {
+  return validate(value, new Unlocated(label), file);
+}
+
+/**
+ * `value` with its relative paths (app, TLS files, control socket) made
+ * absolute against `dir`, so that it means the same wherever it is written.
+ */
+export function withAbsolutePaths(value: unknown, dir: string): unknown {
+  if (!isRecord(value)) return value;
+  const abs = (v: unknown): unknown => (typeof v === 'string' && v !== '' ? resolve(dir, v) : v);
+  const out: Record<string, unknown> = { ...value };
+  if ('app' in value) out['app'] = abs(value['app']);
+  const listen = value['listen'];
+  if (Array.isArray(listen)) {
+    out['listen'] = listen.map((l: unknown) => {
+      const tls = isRecord(l) ? l['tls'] : undefined;
+      return isRecord(l) && isRecord(tls) ? { ...l, tls: { ...tls, cert: abs(tls['cert']), key: abs(tls['key']) } } : l;
+    });
+  }
+  const control = value['control'];
+  if (isRecord(control) && 'socket' in control) out['control'] = { ...control, socket: abs(control['socket']) };
+  return out;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
 
 /** Validates `text` as if read from `file`; relative paths in it are resolved against the file's directory. */
 export function parseConfig(text: string, file: string): Config {
@@ -76,7 +83,12 @@ export function parseConfig(text: string, file: string): Config {
     throw source.error();
   }
 
-  const result = configSchema.safeParse(raw ?? {});
+  return validate(raw ?? {}, source, file);
+}
+
+/** The schema, then the checks it cannot make (files exist, the socket path fits), all problems in one pass. */
+function validate(raw: unknown, source: Problems, file: string): Config {
+  const result = configSchema.safeParse(raw);
   if (!result.success) {
     for (const issue of result.error.issues) reportIssue(source, raw, issue);
   }
@@ -126,8 +138,29 @@ function toConfig(d: ConfigDocument, file: string, dir: string, controlSocket: s
   };
 }
 
+/** Where problems are collected: pinned to lines of a file, or (for an object) to key paths only. */
+interface Problems {
+  readonly problems: ConfigProblem[];
+  add(path: Path, message: string, atKey?: boolean): void;
+  error(): ConfigError;
+}
+
+class Unlocated implements Problems {
+  readonly problems: ConfigProblem[] = [];
+
+  constructor(readonly file: string) {}
+
+  add(path: Path, message: string): void {
+    this.problems.push({ file: this.file, path: dotted(path), message });
+  }
+
+  error(): ConfigError {
+    return new ConfigError(this.problems);
+  }
+}
+
 /** One YAML document plus the problems found in it, each pinned to a line. */
-class Located {
+class Located implements Problems {
   readonly doc: Document.Parsed;
   readonly problems: ConfigProblem[] = [];
   private readonly lines = new LineCounter();
@@ -189,7 +222,7 @@ class Located {
   }
 }
 
-function reportIssue(source: Located, raw: unknown, issue: z.core.$ZodIssue): void {
+function reportIssue(source: Problems, raw: unknown, issue: z.core.$ZodIssue): void {
   if (issue.code === 'unrecognized_keys') {
     for (const key of issue.keys) {
       const hint = closest(key, knownKeys(issue.path));
@@ -206,7 +239,7 @@ function reportIssue(source: Located, raw: unknown, issue: z.core.$ZodIssue): vo
 }
 
 /** app and TLS files must exist now: a reload must not commit to files that are not there. */
-function checkReferencedFiles(source: Located, raw: unknown, dir: string): void {
+function checkReferencedFiles(source: Problems, raw: unknown, dir: string): void {
   const check = (path: Path, what: string): void => {
     const value = valueAt(raw, path);
     if (typeof value !== 'string' || value === '') return; // the schema reports it
@@ -229,7 +262,7 @@ function checkReferencedFiles(source: Located, raw: unknown, dir: string): void 
   });
 }
 
-function resolveControlSocket(source: Located, raw: unknown, file: string, dir: string): string | undefined {
+function resolveControlSocket(source: Problems, raw: unknown, file: string, dir: string): string | undefined {
   const explicit = valueAt(raw, ['control', 'socket']);
   if (explicit !== undefined) {
     if (typeof explicit !== 'string' || explicit === '') return undefined; // the schema reports it

@@ -1,0 +1,63 @@
+// The configuration as a user writes it, in the file or as the object given
+// to `start()`: snake_case keys, durations in their notation, addresses as
+// text. Written out by hand (instead of zod's inferred input type) so that
+// the package's declarations read like documentation and depend on no
+// schema library; test/api/config-type.ts proves it matches the schema.
+
+/** `"500ms"`, `"10s"`, `"2m"`, `"1h"`, `"1m30s"`, or a number of seconds. */
+export type Duration = string | number;
+
+/** `host:port` with a literal IP (or `localhost`); IPv6 in brackets: `"[::]:443"`. Port 0 picks a free port. */
+export type Address = string;
+
+export type StrategyName = 'auto' | 'bpf' | 'migrate' | 'drain' | 'inherit' | 'none';
+export type LogLevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+
+export interface ListenOptions {
+  readonly address: Address;
+  /** Accept queue length (default 511); the kernel caps it at net.core.somaxconn. */
+  readonly backlog?: number;
+  /** IPv6 only: do not also accept IPv4-mapped connections (default false). */
+  readonly v6only?: boolean;
+  /** Serve HTTPS: PEM files, read by the master only. */
+  readonly tls?: { readonly cert: string; readonly key: string };
+}
+
+export interface ConfigOptions {
+  /** The app module (compiled JavaScript). Relative paths resolve against the config file's directory. */
+  readonly app: string;
+  /** Worker processes (default `auto`: the CPUs available, honouring a cgroup quota). */
+  readonly workers?: number | 'auto';
+  readonly listen: readonly ListenOptions[];
+  readonly reload?: {
+    /** Default `auto`: the best the kernel and the master's privileges allow. */
+    readonly strategy?: StrategyName;
+    /** Let the master set the namespace-wide net.ipv4.tcp_migrate_req=1 (default false). */
+    readonly set_tcp_migrate_req?: boolean;
+    /** New workers must report ready within this, or the reload rolls back. */
+    readonly ready_timeout?: Duration;
+    /** Both generations serve this long after ready; a new worker's death rolls back. */
+    readonly settle?: Duration;
+    /** Old workers still busy after this are killed. */
+    readonly drain_timeout?: Duration;
+    /** Reload when the configuration file changes (default true; a file only). */
+    readonly watch?: boolean;
+  };
+  readonly restart?: {
+    readonly min_uptime?: Duration;
+    readonly backoff?: Duration;
+    readonly backoff_max?: Duration;
+  };
+  /** Keep serving this long after SIGTERM, so a load balancer can take the host out first. */
+  readonly stop_delay?: Duration;
+  /** Prometheus endpoint; off when absent. */
+  readonly metrics?: { readonly listen: Address };
+  /** The control socket `handover status/reload/stop` talk to (default: derived from the file's path). */
+  readonly control?: { readonly socket: string };
+  /** Run the workers as this user / group (the master must be root). */
+  readonly user?: string | number;
+  readonly group?: string | number;
+  readonly log?: { readonly level?: LogLevelName };
+  /** Extra environment for the workers. */
+  readonly env?: Readonly<Record<string, string | number | boolean>>;
+}

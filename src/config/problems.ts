@@ -1,0 +1,34 @@
+// What is wrong with a configuration, ready to print. Apart from the
+// loader so that importing the error class (the package's index does)
+// loads no parser or schema library.
+
+export interface ConfigProblem {
+  readonly file: string;
+  readonly line?: number;
+  readonly column?: number;
+  /** Dotted key path, e.g. "listen.0.address"; empty for problems of the file as a whole. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/** A configuration that cannot be used. `message` is ready to print, one problem per line. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly problems: readonly ConfigProblem[];
+  /**
+   * The control socket the file names (or its default), when that much could
+   * be read: `handover reload` still reaches the master to report the refusal.
+   */
+  controlSocket: string | undefined;
+
+  constructor(problems: readonly ConfigProblem[]) {
+    super(problems.map(formatProblem).join('\n'));
+    this.problems = Object.freeze(problems.map((p) => Object.freeze({ ...p })));
+  }
+}
+
+/** `FILE:LINE:COL: KEYPATH: message`, leaving out the parts that are unknown. */
+export function formatProblem(p: ConfigProblem): string {
+  const where = p.line === undefined ? p.file : `${p.file}:${p.line}:${p.column ?? 1}`;
+  return p.path === '' ? `${where}: ${p.message}` : `${where}: ${p.path}: ${p.message}`;
+}
