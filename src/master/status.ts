@@ -1,6 +1,6 @@
 // What `handover status` shows: plain data built from the live objects.
 import type { GenerationStatus } from '../protocol/control.js';
-import type { Generation } from './generation.js';
+import type { Generation, Slot } from './generation.js';
 
 export function describeGeneration(g: Generation, now = Date.now()): GenerationStatus {
   return {
@@ -8,11 +8,26 @@ export function describeGeneration(g: Generation, now = Date.now()): GenerationS
     state: g.state,
     workers: g.slots.map((s) => ({
       index: s.index,
-      pid: s.worker?.pid ?? null,
-      state: s.worker?.state ?? (s.backoff ? 'backoff' : 'down'),
-      uptimeMs: s.worker ? now - s.worker.startedAt : 0,
+      pid: s.worker?.alive ? s.worker.pid : null,
+      state: slotState(g, s),
+      uptimeMs: s.worker?.alive ? now - s.worker.startedAt : 0,
       restarts: s.restarts,
       ...(s.backoff ? { nextAttemptInMs: Math.max(0, s.backoff.until - now) } : {}),
     })),
   };
+}
+
+/**
+ * An old generation's worker that has finished draining is gone on purpose:
+ * "down" would read like a crash. A slot of the active generation without a
+ * worker is down (about to be replaced, or in backoff).
+ */
+function slotState(g: Generation, s: Slot): string {
+  const w = s.worker;
+  if (w?.alive) return w.state;
+  if (s.backoff) return 'backoff';
+  const retired = g.state === 'draining' || g.state === 'gone';
+  if (retired && (w === undefined || w.drainResult !== undefined)) return 'exited (drained)';
+  if (w) return w.exit?.reason ?? w.state;
+  return 'down';
 }

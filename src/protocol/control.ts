@@ -76,6 +76,10 @@ export interface WorkerStatus {
   readonly uptimeMs: number;
   readonly restarts: number;
   readonly nextAttemptInMs?: number;
+  /** CPU time (user + system) the worker process has used, when the master measures it. */
+  readonly cpuSeconds?: number;
+  /** Resident set size of the worker process, when the master measures it. */
+  readonly rssBytes?: number;
 }
 
 export interface GenerationStatus {
