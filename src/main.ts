@@ -1,72 +1,102 @@
 #!/usr/bin/env node
-// CLI entry: parses argv and dispatches to the master (start) or the
-// control-socket commands. User errors print one line, never a stack.
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { ConfigError, defaultControlSocket, loadConfig, type Config } from './config/index.js';
-import { check, DEFAULT_DEADLINES, reload, status, stop } from './cli/commands.js';
-import { DEFAULT_CONFIG, UsageError, commandHelp, mainHelp, parseCommand, type Parsed } from './cli/usage.js';
-import { runMaster } from './master/run.js';
-
-const EMBEDDED_CONFIG = fileURLToPath(new URL('../config/handover.yaml', import.meta.url));
+// CLI entry: parses argv and dispatches to the master (start) or a command.
+// Each command imports only what it needs, so that `status` costs little
+// more than starting node does (bench/cli-cost.ts). User errors print one
+// line, never a stack.
+import { readFileSync } from 'node:fs';
+import { chooseConfig, describeChoice } from './cli/discover.js';
+import { commandHelp, mainHelp, parseCommand, type Parsed } from './cli/usage.js';
 
 function out(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-function configFile(parsed: Parsed): string {
-  if (parsed.config !== undefined) return parsed.config;
-  // Without -c: the project's own config/handover.yaml, else the embedded default.
-  return existsSync(DEFAULT_CONFIG) ? DEFAULT_CONFIG : EMBEDDED_CONFIG;
+function note(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+function version(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+/** Without a master there is nothing to show; but a broken file is the more useful news. */
+async function orConfigProblem(file: string, err: unknown): Promise<never> {
+  if (err instanceof Error && err.name === 'NotRunningError') {
+    const { loadConfig } = await import('./config/load.js');
+    loadConfig(file); // throws ConfigError when the file is the problem
+  }
+  throw err;
+}
+
+async function controlCommand(parsed: Parsed, file: string): Promise<number> {
+  const [{ locateMaster, DEFAULT_DEADLINES }, commands] = await Promise.all([import('./cli/target.js'), import('./cli/commands.js')]);
+  const json = parsed.flags['json'] === true;
+  if (parsed.command === 'reload') {
+    const waitDrain = parsed.flags['wait-drain'] === true;
+    let target;
+    try {
+      target = await locateMaster(file, true);
+    } catch (err) {
+      // An invalid file is the master's to refuse: it logs and counts the
+      // refusal, and keeps serving. All we need is its control socket.
+      const socket = (err as { controlSocket?: unknown }).controlSocket;
+      if (typeof socket !== 'string') throw err;
+      try {
+        return await commands.reload({ socket, deadlines: DEFAULT_DEADLINES }, json, waitDrain, out);
+      } catch {
+        throw err; // no master reached: the configuration problem is the news
+      }
+    }
+    return commands.reload(target, json, waitDrain, out).catch((err: unknown) => orConfigProblem(file, err));
+  }
+  const target = await locateMaster(file, false);
+  const run = parsed.command === 'stop' ? commands.stop(target, parsed.flags['fast'] === true, out) : commands.status(target, json, out);
+  return run.catch((err: unknown) => orConfigProblem(file, err));
 }
 
 async function run(argv: readonly string[]): Promise<number> {
   const parsed = parseCommand(argv);
+  if (parsed === 'bare') {
+    process.stderr.write(mainHelp());
+    return 2;
+  }
   if (parsed === 'help') {
     process.stdout.write(mainHelp());
     return 0;
   }
   if (parsed === 'version') {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-    out(pkg.version);
+    out(version());
     return 0;
   }
   if (parsed.help) {
     process.stdout.write(commandHelp(parsed.command));
     return 0;
   }
-  const file = configFile(parsed);
-  if (parsed.command === 'reload') {
-    // An invalid file is the master's to refuse: it logs and counts it, and
-    // keeps serving; we only need its control socket.
-    try {
-      return await reload(loadConfig(file), parsed.flags['json'] === true, parsed.flags['wait-drain'] === true, out);
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      const socket = err.controlSocket ?? defaultControlSocket(file);
-      try {
-        return await reload({ controlSocket: socket, reload: DEFAULT_DEADLINES }, parsed.flags['json'] === true, false, out);
-      } catch {
-        throw err; // no master reached (e.g. a syntax error hid control.socket): the config error is the news
-      }
-    }
+  if (parsed.command === 'init') {
+    const { init } = await import('./cli/init.js');
+    return init(parsed.config, parsed.positionals[0], out, note);
   }
-  const config: Config = loadConfig(file);
+  const choice = chooseConfig(parsed.config);
+  const said = describeChoice(choice);
+  if (said) note(said);
   switch (parsed.command) {
-    case 'start':
-      return runMaster(config);
-    case 'stop':
-      return stop(config, parsed.flags['fast'] === true, out);
+    case 'start': {
+      const [{ loadConfig }, { runMaster }] = await Promise.all([import('./config/load.js'), import('./master/run.js')]);
+      return runMaster(loadConfig(choice.file));
+    }
+    case 'check': {
+      const { check } = await import('./cli/check.js');
+      return check(choice.file, parsed.flags['kernel'] === true, parsed.flags['json'] === true, out);
+    }
     case 'status':
-      return status(config, parsed.flags['json'] === true, out);
-    case 'check':
-      return check(config, parsed.flags['kernel'] === true, out);
+    case 'stop':
+    case 'reload':
+      return controlCommand(parsed, choice.file);
   }
 }
 
-function exitCodeOf(err: unknown): number {
-  return err instanceof UsageError || err instanceof ConfigError ? 2 : 1;
-}
+/** 2: the user's input (arguments, configuration); 1: anything at run time. */
+const USER_ERRORS = new Set(['UsageError', 'ConfigError']);
 
 // Exit explicitly: the master may leave handles (timers, a half-closed
 // control connection) that must not keep a stopped process alive.
@@ -76,6 +106,6 @@ run(process.argv.slice(2)).then(
     const message = err instanceof Error ? err.message : String(err);
     process.stderr.write(`handover: ${message}\n`);
     if (process.env['HANDOVER_DEBUG'] && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-    process.exit(exitCodeOf(err));
+    process.exit(err instanceof Error && USER_ERRORS.has(err.name) ? 2 : 1);
   },
 );

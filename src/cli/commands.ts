@@ -1,67 +1,34 @@
-// The commands that talk to a running master, and `check`.
-import type { Config } from '../config/index.js';
-import { readTcpMigrateReq } from '../metrics/kernel.js';
-import { chooseStrategy, SYSCTL_HINT } from '../net/index.js';
+// The commands that talk to a running master: status, reload, stop. They
+// need only where the master listens (cli/target.ts), never the validated
+// configuration, so they load neither zod nor pino nor ffi-rs.
 import type { MasterStatus, ReloadReport } from '../protocol/control.js';
 import { request } from './client.js';
-import { release } from 'node:os';
+import { renderStatus } from './status-view.js';
+import { wantColour } from './style.js';
+import type { ControlTarget } from './target.js';
 
 /** How long the CLI waits for the master to answer a request. */
 const ANSWER_TIMEOUT_MS = 10_000;
-
-export type Output = (line: string) => void;
-
-export function formatDuration(ms: number): string {
-  const s = Math.floor(ms / 1000);
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
-  const h = Math.floor(m / 60);
-  if (h < 48) return `${h}h${String(m % 60).padStart(2, '0')}m`;
-  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
-}
-
-export async function status(config: Config, json: boolean, out: Output): Promise<number> {
-  const { response } = await request(config.controlSocket, { cmd: 'status' }, ANSWER_TIMEOUT_MS);
-  if (!response.ok) throw new Error(`status: ${response.error}`);
-  if (json) {
-    out(JSON.stringify(response.result, null, 2));
-    return 0;
-  }
-  const s = response.result as MasterStatus;
-  out(`handover master pid ${s.pid}, ${s.state}, up ${formatDuration(s.uptimeMs)}`);
-  out(`config:     ${s.config}`);
-  out(`listening:  ${s.listen.join(', ') || '-'}`);
-  out(`generation: ${s.generation ?? '-'}${s.reloading ? ' (reloading)' : ''}, reload strategy ${s.strategy}`);
-  const last = s.reloads.at(-1);
-  if (last) {
-    const figures = last.result === 'ok' ? `, ${last.migrated} migrated, ${last.dropped} dropped` : `: ${last.reason ?? ''}`.split('\n')[0];
-    out(`last reload: #${last.id} ${last.result} (${last.trigger}, ${last.startedAt})${figures}`);
-  }
-  for (const g of s.generations) {
-    out('');
-    out(`generation ${g.generation} (${g.state})`);
-    out(`  ${'worker'.padEnd(7)}${'pid'.padEnd(9)}${'state'.padEnd(10)}${'uptime'.padEnd(9)}restarts`);
-    for (const w of g.workers) {
-      const state = w.nextAttemptInMs === undefined ? w.state : `${w.state} (${formatDuration(w.nextAttemptInMs)})`;
-      out(`  ${String(w.index).padEnd(7)}${String(w.pid ?? '-').padEnd(9)}${state.padEnd(10)}${formatDuration(w.uptimeMs).padEnd(9)}${w.restarts}`);
-    }
-  }
-  return 0;
-}
-
 /** Slack on top of the configured deadlines for the master's own work. */
 const RELOAD_SLACK_MS = 30_000;
 
-/** The schema's defaults, for a reload whose configuration file does not load. */
-export const DEFAULT_DEADLINES = { readyTimeoutMs: 10_000, settleMs: 0, drainTimeoutMs: 30_000 } as const;
+export type Output = (line: string) => void;
 
-export async function reload(config: Pick<Config, 'controlSocket'> & { reload: typeof DEFAULT_DEADLINES | Config['reload'] }, json: boolean, waitDrain: boolean, out: Output): Promise<number> {
-  const { readyTimeoutMs, settleMs, drainTimeoutMs } = config.reload;
+export async function status(target: ControlTarget, json: boolean, out: Output): Promise<number> {
+  const { response } = await request(target.socket, { cmd: 'status' }, ANSWER_TIMEOUT_MS);
+  if (!response.ok) throw new Error(`status: ${response.error}`);
+  if (json) out(JSON.stringify(response.result, null, 2));
+  else for (const line of renderStatus(response.result as MasterStatus, { colour: wantColour() })) out(line);
+  return 0;
+}
+
+export async function reload(target: ControlTarget, json: boolean, waitDrain: boolean, out: Output): Promise<number> {
+  const { readyTimeoutMs, settleMs, drainTimeoutMs } = target.deadlines;
   const timeout = readyTimeoutMs + settleMs + RELOAD_SLACK_MS + (waitDrain ? drainTimeoutMs : 0);
-  const { response } = await request(config.controlSocket, { cmd: 'reload', waitDrain }, timeout);
+  const { response } = await request(target.socket, { cmd: 'reload', waitDrain }, timeout);
   const report = response.result as ReloadReport | undefined;
   if (!report) throw new Error(`reload: ${response.ok ? 'no report' : response.error}`);
+  // invalid: the configuration (exit 2); rolled back or refused: at run time (exit 1).
   const code = report.result === 'ok' ? 0 : report.result === 'invalid' ? 2 : 1;
   if (json) {
     out(JSON.stringify(report, null, 2));
@@ -73,45 +40,20 @@ export async function reload(config: Pick<Config, 'controlSocket'> & { reload: t
     out(`  listeners: ${report.listeners.map((l) => `${l.address} ${l.inherit ? 'inherited' : l.action}`).join(', ')}`);
     if (report.drain) out(`  drained ${report.drain.drained} connections in ${report.drain.durationMs.toFixed(0)} ms, killed ${report.drain.killed}`);
   } else {
-    out(`reload ${report.result === 'invalid' ? 'refused (invalid configuration)' : 'rolled back'}; generation ${report.previous} keeps serving`);
+    const what = report.result === 'invalid' ? 'refused (invalid configuration)' : report.result.replaceAll('_', ' ');
+    out(`reload ${what}; generation ${report.previous} keeps serving`);
     out(`  ${(report.reason ?? '').split('\n').join('\n  ')}`);
   }
   for (const w of report.warnings) out(`  warning: ${w}`);
   return code;
 }
 
-export async function stop(config: Config, fast: boolean, out: Output): Promise<number> {
-  const { response, closed } = await request(config.controlSocket, { cmd: 'stop', fast }, ANSWER_TIMEOUT_MS);
+export async function stop(target: ControlTarget, fast: boolean, out: Output): Promise<number> {
+  const { response, closed } = await request(target.socket, { cmd: 'stop', fast }, ANSWER_TIMEOUT_MS);
   if (!response.ok) throw new Error(`stop: ${response.error}`);
   const pid = (response.result as { pid: number }).pid;
   out(`stopping handover master pid ${pid} (${fast ? 'fast' : 'graceful'})...`);
   await closed;
-  out(`stopped`);
-  return 0;
-}
-
-export function check(config: Config, kernel: boolean, out: Output): number {
-  const listen = config.listen.map((l) => l.address.text + (l.tls ? ' (tls)' : '')).join(', ');
-  out(`configuration ok: ${config.file}`);
-  out(`  app:     ${config.app}`);
-  out(`  workers: ${config.workers}`);
-  out(`  listen:  ${listen}`);
-  out(`  control: ${config.controlSocket}`);
-  if (kernel) {
-    const migrate = readTcpMigrateReq();
-    const choice = chooseStrategy(config.reload.strategy, migrate);
-    out(`kernel: Linux ${release()}`);
-    out(
-      migrate === null
-        ? '  net.ipv4.tcp_migrate_req: absent (Linux < 5.14): no kernel migration'
-        : `  net.ipv4.tcp_migrate_req = ${migrate} (in this network namespace)`,
-    );
-    out(`  reload.strategy: ${config.reload.strategy} -> ${choice.strategy}`);
-    if (choice.warning) out(`  warning: ${choice.warning}`);
-    if (migrate !== 1 && !choice.warning) {
-      out(`  kernel migration is off: reloads hand listeners over by ${choice.strategy}; for migration ${SYSCTL_HINT}`);
-      if (config.reload.setTcpMigrateReq) out('  reload.set_tcp_migrate_req is true: a root master will set it at start');
-    }
-  }
+  out('stopped');
   return 0;
 }

@@ -1,11 +1,15 @@
 // The CLI as a user meets it: help, exit codes, one-line errors. No root needed.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { APPS, HELLO, MasterProcess, runCli } from '../harness/master.js';
+import { commandHelp, COMMANDS, mainHelp, type CommandName } from '../../src/cli/usage.js';
+import { readTcpTable } from '../../src/net/index.js';
+import { APPS, HELLO, MasterProcess, ROOT, runCli, until } from '../harness/master.js';
+
+const TCP_ESTABLISHED = 0x01;
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -16,15 +20,47 @@ function configFile(name: string, text: string): string {
   return file;
 }
 
+/** Whether one of `pids` has accepted a connection on local `port` (holds its socket). */
+function acceptedBy(pids: readonly number[], port: number): boolean {
+  const established = new Set(readTcpTable().filter((e) => e.localPort === port && e.state === TCP_ESTABLISHED && e.inode !== 0).map((e) => e.inode));
+  return pids.some((pid) =>
+    readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return established.has(Number(readlinkSync(`/proc/${pid}/fd/${fd}`).replace(/^socket:\[(\d+)\]$/, '$1')));
+      } catch {
+        return false;
+      }
+    }),
+  );
+}
+
 describe('cli', () => {
-  it('prints help for the program and for every command', async () => {
+  it('prints help for the program and for every command, every flag explained with an example', async () => {
     const main = await runCli(['--help']);
     assert.equal(main.code, 0);
-    for (const cmd of ['start', 'stop', 'status', 'check']) {
-      assert.match(main.stdout, new RegExp(`\\b${cmd}\\b`));
-      const r = await runCli([cmd, '--help']);
-      assert.equal(r.code, 0, `${cmd} --help`);
-      assert.match(r.stdout, new RegExp(`Usage: handover ${cmd}`));
+    assert.equal(main.stdout, mainHelp());
+    const one = await runCli(['reload', '--help']);
+    assert.deepEqual([one.code, one.stdout], [0, commandHelp('reload')]);
+    for (const [cmd, spec] of Object.entries(COMMANDS)) {
+      assert.match(main.stdout, new RegExp(`^  ${cmd}\\s+\\S`, 'm'));
+      const help = commandHelp(cmd as CommandName);
+      assert.match(help, new RegExp(`^Usage: handover ${cmd}`));
+      for (const flag of [...Object.keys(spec.flags), 'help']) {
+        assert.match(help, new RegExp(`^  (-\\w, |    )--${flag}( [A-Z]+)?  +\\w.{10,}$`, 'm'), `${cmd} --${flag} has a line of help`);
+      }
+      assert.match(help, /\nExamples:\n(  handover .+\n)+$/, `${cmd} has examples`);
+    }
+  });
+
+  it('with no arguments prints the help on stderr and exits 2; --version prints the version', async () => {
+    const bare = await runCli([]);
+    assert.equal(bare.code, 2);
+    assert.equal(bare.stdout, '');
+    assert.match(bare.stderr, /^handover: zero-downtime supervisor/);
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-v']) {
+      const r = await runCli([flag]);
+      assert.deepEqual([r.code, r.stdout, r.stderr], [0, `${version}\n`, '']);
     }
   });
 
@@ -110,7 +146,7 @@ describe('cli', () => {
       await master.serving();
       const status = await master.cli(['status']);
       assert.equal(status.code, 0, status.stderr);
-      assert.match(status.stdout, /generation 1 \(active\)/);
+      assert.match(status.stdout, /^1 active +0 /m);
       assert.equal(status.stdout.match(/serving/g)?.length, 2);
       const second = await runCli(['start', '-c', master.configFile], 15_000);
       assert.equal(second.code, 1);
@@ -119,6 +155,99 @@ describe('cli', () => {
       assert.equal(stop.code, 0, stop.stderr);
       assert.match(stop.stdout, /stopped/);
       assert.equal((await master.exited).code, 0);
+    } finally {
+      await master.dispose();
+    }
+  });
+  it('check --json prints the result, or every problem with file, line and key, and nothing else', async () => {
+    const good = configFile('good.yaml', `app: ${HELLO}\nlisten: [{ address: 127.0.0.1:0 }]\n`);
+    const ok = await runCli(['check', '--json', '-c', good]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.deepEqual(
+      (({ ok: o, file, listen }) => ({ o, file, listen }))(JSON.parse(ok.stdout) as { ok: boolean; file: string; listen: unknown }),
+      { o: true, file: good, listen: [{ address: '127.0.0.1:0', tls: false }] },
+    );
+    const bad = configFile('bad-json.yaml', `app: ${HELLO}\nworkers: 0\nlisten: [{ address: 127.0.0.1:0 }]\nbogus: 1\n`);
+    const r = await runCli(['check', '--json', '-c', bad]);
+    assert.equal(r.code, 2);
+    assert.equal(r.stderr, '');
+    const { ok: valid, problems } = JSON.parse(r.stdout) as { ok: boolean; problems: { file: string; line: number; path: string }[] };
+    assert.equal(valid, false);
+    assert.deepEqual(problems.map((p) => [p.file, p.line, p.path]), [[bad, 2, 'workers'], [bad, 4, 'bogus']]);
+  });
+
+  it('init writes a commented starter configuration that check accepts, and never overwrites', async () => {
+    const app = mkdtempSync(join(dir, 'app-'));
+    mkdirSync(join(app, 'dist'));
+    writeFileSync(join(app, 'dist/server.js'), 'export default (req, res) => res.end("ok");\n');
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', main: 'dist/server.js' }));
+    const r = await runCli(['init'], 15_000, { cwd: app });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^wrote \.\/handover\.yaml for \.\/dist\/server\.js/);
+    const text = readFileSync(join(app, 'handover.yaml'), 'utf8');
+    assert.match(text, /^# yaml-language-server: \$schema=\S+\/config\/handover\.schema\.json\n/);
+    assert.match(text, /^app: \.\/dist\/server\.js$/m);
+    assert.ok(text.split('\n').filter((l) => l.includes('# ')).length > 20, 'commented');
+    const check = await runCli(['check'], 15_000, { cwd: app, env: { HANDOVER_CONFIG: undefined } });
+    assert.equal(check.code, 0, check.stderr);
+    assert.match(check.stdout, new RegExp(`app: +${join(app, 'dist/server.js')}`));
+
+    const again = await runCli(['init', 'other.js'], 15_000, { cwd: app });
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /^handover: init: .*handover\.yaml already exists; not overwriting it\n$/);
+    assert.equal(readFileSync(join(app, 'handover.yaml'), 'utf8'), text);
+
+    // -c names the file to write; the app path is written relative to it.
+    const nested = await runCli(['init', '-c', 'deploy/web.yaml', 'dist/server.js'], 15_000, { cwd: app });
+    assert.equal(nested.code, 0, nested.stderr);
+    assert.match(readFileSync(join(app, 'deploy/web.yaml'), 'utf8'), /^app: \.\.\/dist\/server\.js$/m);
+
+    const bare = mkdtempSync(join(dir, 'bare-'));
+    const noApp = await runCli(['init'], 15_000, { cwd: bare });
+    assert.equal(noApp.code, 2);
+    assert.match(noApp.stderr, /name the app module, e\.g\. handover init dist\/server\.js/);
+  });
+
+  it('status shows an old worker that finished draining as "exited (drained)", next to one still draining', async () => {
+    const master = MasterProcess.start({ yaml: `app: ${HELLO}\nworkers: 2\nlisten: [{ address: 127.0.0.1:0 }]\nreload: { watch: false, drain_timeout: 20s }\n` });
+    try {
+      await master.serving();
+      const [address] = (await master.status()).listen;
+      // A slow request keeps its worker draining after the reload; the other old worker has none.
+      const slow = fetch(`http://${address}/slow?ms=3000`).then(async (r) => [r.status, await r.text()] as const);
+      const pids = (await master.status()).generations[0]?.workers.map((w) => w.pid ?? 0) ?? [];
+      await until(() => (acceptedBy(pids, Number(address?.split(':')[1])) ? true : undefined), 5_000, 'an old worker to accept the request');
+      const reload = await master.control({ cmd: 'reload' });
+      assert.equal(reload.ok, true, reload.error);
+      const table = await until(async () => {
+        const r = await master.cli(['status']);
+        return /exited \(drained\)/.test(r.stdout) && /draining/.test(r.stdout.replace(/\d+ draining/, '')) ? r.stdout : undefined;
+      }, 10_000, 'one old worker exited (drained), one draining');
+      assert.match(table, /^1 draining +\d +(\d+|-) +(exited \(drained\)|draining) /m);
+      assert.doesNotMatch(table, /\bdown\b/);
+      const [code, body] = await slow;
+      assert.equal(code, 200);
+      assert.match(body, /hello from worker/);
+    } finally {
+      await master.dispose();
+    }
+  });
+
+  it('on a terminal-style log, a reload is a few single lines, not the report dumped field by field', async () => {
+    const master = MasterProcess.start({
+      yaml: `app: ${HELLO}\nworkers: 2\nlisten: [{ address: 127.0.0.1:0 }]\nreload: { watch: false, drain_timeout: 2s }\n`,
+      env: { HANDOVER_LOG_PRETTY: '1' },
+    });
+    try {
+      await master.waitForLog((l) => typeof l.msg === 'string' && / INFO .*serving /.test(l.msg));
+      const from = master.logs.length;
+      assert.equal((await master.control({ cmd: 'reload' })).ok, true);
+      await master.waitForLog((l) => typeof l.msg === 'string' && /generation 1 drained/.test(l.msg), 15_000, from);
+      const lines = master.logs.slice(from).map((l) => String(l.msg));
+      assert.ok(lines.length <= 8, `${lines.length} lines for one reload:\n${lines.join('\n')}`);
+      for (const line of lines) assert.match(line, /^\[\d\d:\d\d:\d\d\.\d{3}\] (INFO|WARN) +\((master|worker)\/\d+\): \S/, 'one event, one line');
+      assert.ok(lines.some((l) => /reload 1 \(control\) generation 1 -> 2/.test(l)));
+      assert.ok(!lines.some((l) => l.includes('\x1b[')), 'no colours when stdout is not a terminal');
     } finally {
       await master.dispose();
     }

@@ -183,9 +183,17 @@ export interface Status {
   generations: { generation: number; state: string; workers: { index: number; pid: number | null; state: string; restarts: number }[] }[];
 }
 
-export function runCli(args: readonly string[], timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export interface CliOptions {
+  readonly cwd?: string;
+  /** Added to the environment; undefined removes a variable. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+export function runCli(args: readonly string[], timeoutMs = 30_000, options: CliOptions = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HANDOVER_LOG_PRETTY: '0' } });
+    const env: NodeJS.ProcessEnv = { ...process.env, HANDOVER_LOG_PRETTY: '0', ...options.env };
+    for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
+    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env, ...(options.cwd ? { cwd: options.cwd } : {}) });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
