@@ -7,7 +7,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { controlDir, ensureControlDir } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
-import { ControlRequest, MAX_CONTROL_LINE, type ControlResponse, type ParsedControlRequest } from '../protocol/control.js';
+import { MAX_CONTROL_LINE, type ControlResponse, type ParsedControlRequest } from '../protocol/control.js';
+import { controlRequestSchema } from '../protocol/control-request.js';
 
 export type Reply = (response: ControlResponse, options?: { keepOpen?: boolean }) => void;
 
@@ -88,7 +89,7 @@ export class ControlServer {
       }
       // Read: from here the answer may take as long as a reload (or its drain).
       socket.setTimeout(0);
-      const parsed = ControlRequest.safeParse(raw);
+      const parsed = controlRequestSchema.safeParse(raw);
       if (!parsed.success) return reply({ ok: false, error: `invalid request: ${parsed.error.message}`, code: 'EINVAL' });
       this.onRequest(parsed.data, reply);
     });

@@ -2,15 +2,20 @@
 // One request per connection; the master answers with one line. For `stop`
 // the master keeps the connection open until it exits, so the client can
 // wait for the close.
-import { z } from 'zod';
+//
+// The request types are written out here and checked against their zod
+// schema in control-request.ts, so that this file (and the package's
+// declarations, which re-export the report and status types) needs no zod.
 
-export const ControlRequest = z.discriminatedUnion('cmd', [
-  z.object({ cmd: z.literal('status') }),
-  z.object({ cmd: z.literal('stop'), fast: z.boolean().default(false) }),
-  z.object({ cmd: z.literal('reload'), waitDrain: z.boolean().default(false) }),
-]);
-export type ControlRequest = z.input<typeof ControlRequest>;
-export type ParsedControlRequest = z.output<typeof ControlRequest>;
+export type ControlRequest =
+  | { cmd: 'status' }
+  | { cmd: 'stop'; fast?: boolean | undefined }
+  | { cmd: 'reload'; waitDrain?: boolean | undefined };
+/** A request as the master sees it once validated: defaults filled in. */
+export type ParsedControlRequest =
+  | { cmd: 'status' }
+  | { cmd: 'stop'; fast: boolean }
+  | { cmd: 'reload'; waitDrain: boolean };
 
 export type ControlResponse =
   | { ok: true; result: unknown }
