@@ -16,48 +16,48 @@ export type LogLevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fata
 export interface ListenOptions {
   readonly address: Address;
   /** Accept queue length (default 511); the kernel caps it at net.core.somaxconn. */
-  readonly backlog?: number;
+  readonly backlog?: number | undefined;
   /** IPv6 only: do not also accept IPv4-mapped connections (default false). */
-  readonly v6only?: boolean;
+  readonly v6only?: boolean | undefined;
   /** Serve HTTPS: PEM files, read by the master only. */
-  readonly tls?: { readonly cert: string; readonly key: string };
+  readonly tls?: { readonly cert: string; readonly key: string } | undefined;
 }
 
 export interface ConfigOptions {
   /** The app module (compiled JavaScript). Relative paths resolve against the config file's directory. */
   readonly app: string;
   /** Worker processes (default `auto`: the CPUs available, honouring a cgroup quota). */
-  readonly workers?: number | 'auto';
+  readonly workers?: number | 'auto' | undefined;
   readonly listen: readonly ListenOptions[];
   readonly reload?: {
     /** Default `auto`: the best the kernel and the master's privileges allow. */
-    readonly strategy?: StrategyName;
+    readonly strategy?: StrategyName | undefined;
     /** Let the master set the namespace-wide net.ipv4.tcp_migrate_req=1 (default false). */
-    readonly set_tcp_migrate_req?: boolean;
+    readonly set_tcp_migrate_req?: boolean | undefined;
     /** New workers must report ready within this, or the reload rolls back. */
-    readonly ready_timeout?: Duration;
+    readonly ready_timeout?: Duration | undefined;
     /** Both generations serve this long after ready; a new worker's death rolls back. */
-    readonly settle?: Duration;
+    readonly settle?: Duration | undefined;
     /** Old workers still busy after this are killed. */
-    readonly drain_timeout?: Duration;
+    readonly drain_timeout?: Duration | undefined;
     /** Reload when the configuration file changes (default true; a file only). */
-    readonly watch?: boolean;
-  };
+    readonly watch?: boolean | undefined;
+  } | undefined;
   readonly restart?: {
-    readonly min_uptime?: Duration;
-    readonly backoff?: Duration;
-    readonly backoff_max?: Duration;
-  };
+    readonly min_uptime?: Duration | undefined;
+    readonly backoff?: Duration | undefined;
+    readonly backoff_max?: Duration | undefined;
+  } | undefined;
   /** Keep serving this long after SIGTERM, so a load balancer can take the host out first. */
-  readonly stop_delay?: Duration;
+  readonly stop_delay?: Duration | undefined;
   /** Prometheus endpoint; off when absent. */
-  readonly metrics?: { readonly listen: Address };
+  readonly metrics?: { readonly listen: Address } | undefined;
   /** The control socket `handover status/reload/stop` talk to (default: derived from the file's path). */
-  readonly control?: { readonly socket: string };
+  readonly control?: { readonly socket: string } | undefined;
   /** Run the workers as this user / group (the master must be root). */
-  readonly user?: string | number;
-  readonly group?: string | number;
-  readonly log?: { readonly level?: LogLevelName };
+  readonly user?: string | number | undefined;
+  readonly group?: string | number | undefined;
+  readonly log?: { readonly level?: LogLevelName | undefined } | undefined;
   /** Extra environment for the workers. */
-  readonly env?: Readonly<Record<string, string | number | boolean>>;
+  readonly env?: Readonly<Record<string, string | number | boolean>> | undefined;
 }
