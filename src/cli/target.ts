@@ -1,16 +1,20 @@
 // Where the master for a configuration file listens, found cheaply. status,
 // stop and reload need only the control socket (reload also its deadlines,
 // to bound its wait), while validating the whole file loads zod and yaml and
-// costs twice what the rest of a CLI run does. So:
-//  1. A file that cannot name a control socket (no "control" outside its
-//     comment lines) uses the default socket, derived from its path: no
-//     parser at all.
+// costs twice what the rest of a CLI run does. So, in order:
+//  1. Without a parser, for the files most people write: one that cannot
+//     name a control socket (no "control" outside its comment lines) uses
+//     the default socket, derived from its path; `control: { socket: P }`
+//     or `control:` + `socket: P` with P a plain path is read as written.
+//     For reload's deadlines an upper bound is enough (they only bound how
+//     long the CLI waits for the master, which keeps its own deadlines):
+//     the longest value written for each key anywhere, else the defaults.
 //  2. Otherwise yaml alone reads control.socket (and the deadlines).
 //  3. Anything unexpected (a syntax error, a value of the wrong type) falls
 //     back to the full validation, which explains the problem.
 // It reaches the same socket the master computed from the same file: the
 // same defaultControlSocket(), the same resolution against the file's
-// directory, the same yaml options as config/load.ts.
+// directory, the same yaml options as config/load.ts (test/cli/target.test.ts).
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { defaultControlSocket, socketPathProblem } from '../config/control-path.js';
@@ -54,11 +58,43 @@ export async function locateMaster(file: string, wantDeadlines: boolean): Promis
     return validated(file); // it says why it cannot be read
   }
   const visible = withoutCommentLines(text);
-  // A key can only be spelt without "control" through an escape sequence.
-  const mayNameSocket = /control|\\/.test(visible);
-  const maySetDeadlines = wantDeadlines && /ready_timeout|settle|drain_timeout|\\/.test(visible);
-  if (!mayNameSocket && !maySetDeadlines) return { socket: defaultControlSocket(file), deadlines: DEFAULT_DEADLINES };
+  // A key can be spelt without its letters only through an escape sequence.
+  if (!visible.includes('\\')) {
+    const socket = plainSocket(visible, file);
+    const deadlines = wantDeadlines ? deadlineBounds(visible) : DEFAULT_DEADLINES;
+    if (socket !== undefined && deadlines !== undefined) return { socket, deadlines };
+  }
   return (await fromYaml(text, file)) ?? validated(file);
+}
+
+/** A path YAML reads as the very string written: no quotes, flow or special characters, and a slash. */
+const PLAIN_PATH = String.raw`(?:/|\.\.?/)[\w./+=-]*`;
+const TRAILER = String.raw`[ \t]*(?:[ \t]#.*)?`;
+const FLOW_SOCKET = new RegExp(String.raw`^control:[ \t]*\{[ \t]*socket:[ \t]+(${PLAIN_PATH})[ \t]*\}${TRAILER}$`, 'm');
+const BLOCK_SOCKET = new RegExp(String.raw`^control:${TRAILER}\n(?:[ \t]*\n)* +socket:[ \t]+(${PLAIN_PATH})${TRAILER}$`, 'm');
+
+/** control.socket when the file writes it in one of the two plain forms, or names no control at all; undefined when a parser must tell. */
+function plainSocket(visible: string, file: string): string | undefined {
+  const mentions = (word: string): number => visible.split(word).length - 1;
+  if (mentions('control') === 0) return defaultControlSocket(file);
+  if (mentions('control') > 1 || mentions('socket') !== 1) return undefined;
+  const given = (FLOW_SOCKET.exec(visible) ?? BLOCK_SOCKET.exec(visible))?.[1];
+  if (given === undefined) return undefined;
+  const socket = resolve(dirname(resolve(file)), given);
+  return socketPathProblem(socket) ? undefined : socket;
+}
+
+/** Per deadline, the longest value written for its key anywhere (or the default); undefined when one does not read as a duration. */
+function deadlineBounds(visible: string): Deadlines | undefined {
+  const bounds: Record<keyof Deadlines, number> = { ...DEFAULT_DEADLINES };
+  for (const [key, name] of Object.entries(DEADLINE_KEYS) as [keyof Deadlines, string][]) {
+    for (const m of visible.matchAll(new RegExp(String.raw`\b${name}["']?[ \t]*:[ \t]*["']?([^\s,}#"']+)`, 'g'))) {
+      const parsed = parseDuration(m[1] ?? '');
+      if (!parsed.ok) return undefined;
+      bounds[key] = Math.max(bounds[key], parsed.value);
+    }
+  }
+  return bounds;
 }
 
 /** control.socket and reload.* by the yaml parser alone; undefined when anything is not as the schema wants. */
