@@ -2,7 +2,7 @@
 // the shipped default (every key, explained) with the app and the schema
 // reference pointed at the user's files, so the two cannot drift apart.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Output } from './commands.js';
 import { EMBEDDED_CONFIG } from './discover.js';
@@ -16,10 +16,10 @@ export class InitRefused extends Error {
   override name = 'InitRefused';
 }
 
-/** `to` as written in a file in `dir`: relative, starting with ./ or ../. */
+/** `to` as written in a file in `dir`: relative (./ or ../), unless the two share no directory but the root. */
 function pathFrom(dir: string, to: string): string {
   const rel = relative(dir, to);
-  if (isAbsolute(rel)) return rel;
+  if (isAbsolute(rel) || dir.split(sep)[1] !== to.split(sep)[1]) return to;
   return rel.startsWith('..') ? rel : `./${rel}`;
 }
 

@@ -70,6 +70,10 @@ describe('the installed package', () => {
     const help = run('npx', ['handover', '--help'], project);
     assert.match(ok(help, 'npx handover --help'), /^handover: zero-downtime supervisor/);
 
+    // init points editors at the installed schema.
+    ok(run('npx', ['handover', 'init', '-c', 'starter.yaml', 'server.js'], project), 'npx handover init');
+    assert.match(readFileSync(join(project, 'starter.yaml'), 'utf8'), /^# yaml-language-server: \$schema=\.\/node_modules\/handover\/config\/handover\.schema\.json\n/);
+
     // `import('handover')` loads the library, prints nothing and starts nothing.
     const imported = run(process.execPath, ['--input-type=module', '-e', "const m = await import('handover'); if (typeof m.start !== 'function') process.exit(3);"], project);
     assert.deepEqual([imported.status, imported.stdout, imported.stderr], [0, '', '']);
