@@ -11,6 +11,7 @@ import {
   type ErrorInfo,
   type MasterMessage,
 } from '../protocol/worker.js';
+import type { WorkerTls } from '../protocol/tls.js';
 
 export type WorkerState = 'starting' | 'ready' | 'serving' | 'draining' | 'exited' | 'failed';
 
@@ -38,8 +39,10 @@ export interface WorkerOptions {
     readonly fd: number;
     readonly address: string;
     readonly backlog: number;
-    readonly tls?: { readonly cert: string; readonly key: string };
+    readonly tls?: WorkerTls;
   }[];
+  /** The generation's session ticket key, base64 (with TLS listeners). */
+  readonly ticketKey?: string;
   readonly env: Readonly<Record<string, string>>;
   readonly drainTimeoutMs: number;
   readonly uid?: number;
@@ -131,6 +134,7 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
       listeners,
       drainTimeoutMs: options.drainTimeoutMs,
       heartbeatMs: HEARTBEAT_MS,
+      ...(options.ticketKey === undefined ? {} : { ticketKey: options.ticketKey }),
     });
     this.log.debug('worker spawned');
   }
@@ -190,6 +194,15 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
   close(addresses: readonly string[], ackTimeoutMs: number): Promise<boolean> {
     if (!this.alive) return Promise.resolve(false);
     return this.request((seq) => ({ type: 'close', seq, addresses }), ackTimeoutMs);
+  }
+
+  /**
+   * tls.rotate: in-place: new certificates (and ticket key) for the running
+   * servers' new handshakes. Resolves like drain().
+   */
+  rotateTls(listeners: readonly { address: string; tls: WorkerTls }[], ticketKey: string, ackTimeoutMs: number): Promise<boolean> {
+    if (!this.alive) return Promise.resolve(false);
+    return this.request((seq) => ({ type: 'tls', seq, ticketKey, listeners }), ackTimeoutMs);
   }
 
   /** Sends a message that the worker acknowledges, with a deadline. */
