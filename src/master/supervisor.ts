@@ -17,7 +17,10 @@ import {
   type ListenerSpec,
 } from '../net/index.js';
 import type { ControlResponse, MasterStatus, ParsedControlRequest, ReloadReport, Trigger } from '../protocol/control.js';
+import { ExpiryMonitor, tlsWarnings } from '../tls/expiry.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
+import { workerTls } from '../tls/payload.js';
+import { workerTicketKey } from '../tls/ticket-key.js';
 import { ControlServer, type Reply } from './control-server.js';
 import { EventQueue } from './events.js';
 import { Generation, specsOf, type Slot } from './generation.js';
@@ -70,6 +73,8 @@ export class Supervisor implements ReloadHost {
   private stopMode: 'graceful' | 'fast' | undefined;
   private readonly reloads = new Reloader(this);
   private watcher: ConfigWatcher | undefined;
+  /** Repeats certificate expiry warnings daily for what the active generation serves. */
+  private expiry: ExpiryMonitor | undefined;
   private readonly events = new EventQueue<MasterEvent>((e) => this.handle(e));
   private readonly control: ControlServer;
   private identity: Identity;
@@ -127,7 +132,9 @@ export class Supervisor implements ReloadHost {
     if (this.currentConfig.metrics) this.log.warn('metrics: the Prometheus endpoint is not available in this version; metrics.listen is ignored');
     let generation: Generation | undefined;
     try {
-      generation = this.createGeneration(this.currentConfig, this.identity, loadTlsMaterial(this.currentConfig));
+      const tls = loadTlsMaterial(this.currentConfig);
+      for (const w of tlsWarnings(tls, this.currentConfig.tls.warnBeforeMs)) this.log.warn(w);
+      generation = this.createGeneration(this.currentConfig, this.identity, tls);
       this.starting = generation; // a stop during the boot covers its workers
       await this.boot(generation);
       if (this.stopMode) throw new Error('stopped during start-up');
@@ -142,6 +149,10 @@ export class Supervisor implements ReloadHost {
     this.heartbeatTimer = setInterval(() => this.dispatch({ type: 'heartbeat-check' }), HEARTBEAT_MS);
     this.heartbeatTimer.unref();
     this.rewatch();
+    this.expiry = new ExpiryMonitor(
+      () => (this.current ? { materials: this.current.tls, warnBeforeMs: this.current.config.tls.warnBeforeMs } : undefined),
+      (warning) => this.log.warn(warning),
+    );
     await this.watcher?.ready;
     this.log.info(
       { generation: generation.id, listen: specs.map((s) => this.addressOf(s)), pids: generation.workers().map((w) => w.pid) },
@@ -248,8 +259,9 @@ export class Supervisor implements ReloadHost {
       app: config.app,
       listeners: slot.listeners.map((l) => {
         const tls = generation.tls.get(l.spec.address.text);
-        return { fd: l.fd, address: l.spec.address.text, backlog: l.spec.backlog, ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}) };
+        return { fd: l.fd, address: l.spec.address.text, backlog: l.spec.backlog, ...(tls ? { tls: workerTls(tls) } : {}) };
       }),
+      ...(generation.tls.size > 0 ? { ticketKey: workerTicketKey(generation.ticketKey) } : {}),
       env: config.env,
       drainTimeoutMs: config.reload.drainTimeoutMs,
       ...generation.identity,
@@ -403,18 +415,21 @@ export class Supervisor implements ReloadHost {
     }
   }
 
-  /** (Re)creates the config watcher to match reload.watch. */
+  /** (Re)creates the watcher of the config file and its TLS files to match reload.watch. */
   private rewatch(): void {
     const want = this.currentConfig.reload.watch;
-    if (want && this.watcher?.file === this.currentConfig.file) return;
+    if (want && this.watcher?.key === ConfigWatcher.keyOf(this.currentConfig)) {
+      this.watcher.update(this.currentConfig);
+      return;
+    }
     void this.watcher?.close();
     this.watcher = undefined;
     if (!want) return;
-    this.watcher = new ConfigWatcher(
-      this.currentConfig.file,
-      () => this.dispatch({ type: 'reload', trigger: 'watch' }),
-      (err) => this.log.warn({ err }, 'config watcher error'),
-    );
+    this.watcher = new ConfigWatcher(this.currentConfig, {
+      reload: (trigger) => this.dispatch({ type: 'reload', trigger }),
+      served: () => this.current?.tls,
+      log: this.log,
+    });
   }
 
   /**
@@ -429,6 +444,7 @@ export class Supervisor implements ReloadHost {
     const escalating = this.stopMode === 'graceful';
     this.stopMode = mode;
     clearInterval(this.heartbeatTimer);
+    this.expiry?.close();
     void this.watcher?.close();
     this.watcher = undefined;
     const generations = this.generations();
