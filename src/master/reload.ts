@@ -7,6 +7,9 @@ import { counterDelta, snapshotCounters } from '../metrics/kernel.js';
 import { queuedOn, type Listener } from '../net/index.js';
 import { HALF_OPEN_GRACE_MS, specsOf, type Generation } from './generation.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
+import { tlsWarnings } from '../tls/expiry.js';
+import { rotatesInPlace } from '../tls/payload.js';
+import { reloadTls, rotateInPlace } from './tls-rotation.js';
 import { resolveIdentity, type Identity } from './identity.js';
 import { chooseStrategy } from '../net/index.js';
 import {
@@ -130,7 +133,9 @@ export class Reloader {
     if (this.kept.length > REPORTS_KEPT) this.kept.shift();
     const level = report.result === 'ok' ? 'info' : 'error';
     const what =
-      report.result === 'ok'
+      report.tls?.rotate === 'in-place'
+        ? `certificates replaced in place in generation ${report.generation} in ${report.durationMs.toFixed(0)} ms`
+        : report.result === 'ok'
         ? `generation ${report.previous} -> ${report.generation} (${report.strategy}) in ${report.durationMs.toFixed(0)} ms: ${report.queuedAtCutover} queued at cutover, ${report.migrated} migrated, ${report.dropped} dropped`
         : `${report.result.replace('_', ' ')}: ${report.reason}`;
     this.host.log[level]({ reload: report }, `reload ${report.id} (${report.trigger}) ${what}`);
@@ -159,10 +164,15 @@ export class Reloader {
     } catch (err) {
       return refuse('invalid', messageOf(err));
     }
+    const tlsWarned = tlsWarnings(tls, config.tls.warnBeforeMs);
+    if (rotatesInPlace(host.config, config, old.tls, tls)) {
+      for (const w of tlsWarned) host.log.warn({ reload: id }, w);
+      return rotateInPlace(host.log, old, tls, base, requestedAt, tlsWarned);
+    }
     const tcpMigrateReq = host.ensureTcpMigrateReq(config);
     const choice = chooseStrategy(config.reload.strategy, tcpMigrateReq);
     const plans = planListeners(old.specs, specsOf(config), choice.strategy);
-    const warnings = this.warnings(host.config, config, choice.warning, plans);
+    const warnings = [...this.warnings(host.config, config, choice.warning, plans), ...tlsWarned];
     for (const w of warnings) host.log.warn({ reload: id }, w);
     const planned = { strategy: choice.strategy, listeners: plans, warnings };
 
@@ -213,7 +223,7 @@ export class Reloader {
     const report: ReloadReport = {
       ...base, result: 'ok', generation: next.id, durationMs: Date.now() - requestedAt,
       queuedAtCutover: queued + lost, migrated: cutover.migrated, dropped: cutover.dropped + lost,
-      counters: counterDelta(before, snapshotCounters()), ...planned,
+      counters: counterDelta(before, snapshotCounters()), ...planned, ...reloadTls('new-generation', tls),
     };
     // 6. The old generation drains in the background.
     this.drains.set(id, this.drain(old, oldWorkers, report));
