@@ -20,6 +20,12 @@ import { loadTlsMaterial, sameMaterial, TlsError, type TlsMaterial } from '../tl
 
 /** Editors and `kubectl` write in several steps; wait for quiet before acting. */
 export const WATCH_DEBOUNCE_MS = 300;
+/**
+ * TLS files alone: certbot's relinking and the kubelet's swap take
+ * milliseconds, and a set caught half-replaced is waited for anyway, so a
+ * short quiet period suffices and the new certificate is served sooner.
+ */
+export const TLS_DEBOUNCE_MS = 100;
 /** While TLS files do not form a valid set, look again this often even without events (a chmod may bring none). */
 export const TLS_RECHECK_MS = 250;
 
@@ -91,7 +97,7 @@ export class ConfigWatcher {
     const kinds = name.startsWith('..') ? [...new Set(names.values())] : [names.get(name)].filter((k) => k !== undefined);
     if (kinds.length === 0) return;
     for (const k of kinds) this.pending[k] = true;
-    this.schedule(WATCH_DEBOUNCE_MS);
+    this.schedule(this.pending.config ? WATCH_DEBOUNCE_MS : TLS_DEBOUNCE_MS);
   }
 
   private schedule(ms: number): void {
