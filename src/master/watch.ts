@@ -32,8 +32,12 @@ export const TLS_RECHECK_MS = 250;
 type Kind = 'config' | 'tls';
 
 export interface WatchHooks {
-  /** `watch`: the configuration file changed; `tls`: only TLS files did, and they form a valid set (or the wait ran out). */
-  readonly reload: (trigger: 'watch' | 'tls') => void;
+  /**
+   * `watch`: the configuration file changed; `tls`: only TLS files did, and
+   * they form a valid set (or the wait ran out). `done` runs once the reload
+   * that served the request has its report.
+   */
+  readonly reload: (trigger: 'watch' | 'tls', done: () => void) => void;
   /** What the active generation serves, to tell a real change from a touch. */
   readonly served: () => ReadonlyMap<string, TlsMaterial> | undefined;
   readonly log: Logger;
@@ -61,6 +65,12 @@ export class ConfigWatcher {
   private timer: NodeJS.Timeout | undefined;
   private pending = { config: false, tls: false };
   private waiting: { since: number; reason: string } | undefined;
+  /**
+   * The material of a `tls` reload requested and not yet reported: a late
+   * event for the same files (chokidar reports a rename-over in several
+   * events) must not queue a second reload of the same certificates.
+   */
+  private requested: ReadonlyMap<string, TlsMaterial> | undefined;
 
   static keyOf(config: Config): string {
     return JSON.stringify([...watchedFiles(config)].sort());
@@ -77,7 +87,9 @@ export class ConfigWatcher {
       if (names.get(basename(file)) !== 'config') names.set(basename(file), kind);
       this.dirs.set(dir, names);
     }
-    this.watcher = watch([...this.dirs.keys()], { depth: 0, ignoreInitial: true, followSymlinks: false });
+    // atomic: false: chokidar would hold an unlink back 100 ms to see whether
+    // an add follows (editors' atomic saves); every event is worth a look here.
+    this.watcher = watch([...this.dirs.keys()], { depth: 0, ignoreInitial: true, followSymlinks: false, atomic: false });
     this.watcher.on('all', (_event, path) => this.onEvent(resolve(path)));
     this.watcher.on('error', (err) => hooks.log.warn({ err }, 'file watcher error'));
     this.ready = new Promise((done) => this.watcher.once('ready', () => done()));
@@ -110,7 +122,7 @@ export class ConfigWatcher {
     if (config) {
       // The reload reads the new file and its TLS files itself.
       this.reset();
-      this.hooks.reload('watch');
+      this.hooks.reload('watch', () => {});
       return;
     }
     if (!tls) return;
@@ -125,12 +137,19 @@ export class ConfigWatcher {
     const waited = this.waiting ? Date.now() - this.waiting.since : 0;
     this.reset();
     const served = this.hooks.served();
-    if (served && sameMaterial(served, fresh)) {
-      this.hooks.log.debug('TLS files changed on disk, but nothing served differs; no reload');
+    if ((served && sameMaterial(served, fresh)) || (this.requested && sameMaterial(this.requested, fresh))) {
+      this.hooks.log.debug('TLS files changed on disk, but nothing differs from what is served or about to be; no reload');
       return;
     }
     if (waited > 0) this.hooks.log.info({ waitedMs: waited }, `TLS files form a valid set again after ${waited} ms; reloading`);
-    this.hooks.reload('tls');
+    this.requestTls(fresh);
+  }
+
+  private requestTls(material: ReadonlyMap<string, TlsMaterial> | undefined): void {
+    this.requested = material;
+    this.hooks.reload('tls', () => {
+      if (this.requested === material) this.requested = undefined;
+    });
   }
 
   private wait(err: TlsError): void {
@@ -151,7 +170,7 @@ export class ConfigWatcher {
         `TLS files still not a valid set after ${now - since} ms; the reload will refuse them and the old certificates stay: ${err.message.split('\n').join('; ')}`,
       );
       this.reset();
-      this.hooks.reload('tls');
+      this.requestTls(undefined);
       return;
     }
     this.schedule(Math.min(TLS_RECHECK_MS, limit - (now - since)));
