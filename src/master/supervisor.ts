@@ -426,7 +426,7 @@ export class Supervisor implements ReloadHost {
     this.watcher = undefined;
     if (!want) return;
     this.watcher = new ConfigWatcher(this.currentConfig, {
-      reload: (trigger) => this.dispatch({ type: 'reload', trigger }),
+      reload: (trigger, done) => this.dispatch({ type: 'reload', trigger, onReport: done }),
       served: () => this.current?.tls,
       log: this.log,
     });
