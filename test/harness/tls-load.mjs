@@ -4,11 +4,13 @@
 // request, so a test sees when a rotation took effect, and counts every
 // failed handshake or request.
 //
-//   node tls-load.mjs --url https://127.0.0.1:PORT/ --ca FILE [--servername NAME]
+//   node tls-load.mjs --url https://127.0.0.1:PORT/ [--url ...] --ca FILE [--servername NAME]
 //        --mode h1|h1-keepalive|h2 [--concurrency N] [--duration MS] [--timeout MS]
 //        [--slow-every N --slow-ms MS] [--stop-file PATH]
 //   node tls-load.mjs --url ... --ca FILE --mode h2-hold --streams K --slow-ms MS
 //
+// With several --url, request loop i goes to url i mod n (one process for
+// several addresses: process start-up is what a busy machine makes slow).
 // Output: {"event":"serial","serial":S,"at":EPOCH_MS} the first time a serial
 // answers; in h2-hold mode {"event":"sent"} once all K streams are open; then,
 // always, one summary line:
@@ -30,7 +32,7 @@ const MAX_RETRIES = 3;
 
 const { values } = parseArgs({
   options: {
-    url: { type: 'string' }, ca: { type: 'string' }, servername: { type: 'string' }, mode: { type: 'string', default: 'h1' },
+    url: { type: 'string', multiple: true }, ca: { type: 'string' }, servername: { type: 'string' }, mode: { type: 'string', default: 'h1' },
     concurrency: { type: 'string', default: '8' }, duration: { type: 'string', default: '10000' }, timeout: { type: 'string', default: '5000' },
     'slow-every': { type: 'string', default: '0' }, 'slow-ms': { type: 'string', default: '300' }, streams: { type: 'string', default: '4' },
     'stop-file': { type: 'string' },
@@ -40,11 +42,12 @@ const fail = (msg) => {
   process.stderr.write(`tls-load.mjs: ${msg}\n`);
   process.exit(2);
 };
-if (!values.url || !values.ca) fail('--url and --ca are required');
-const url = new URL(values.url);
-if (!(net.isIPv4(url.hostname) && url.hostname.startsWith('127.')) && url.hostname !== 'localhost') fail('loopback targets only');
+if (!values.url?.length || !values.ca) fail('--url and --ca are required');
+const urls = values.url.map((u) => new URL(u));
+for (const u of urls) if (!(net.isIPv4(u.hostname) && u.hostname.startsWith('127.')) && u.hostname !== 'localhost') fail('loopback targets only');
+const url = urls[0];
 const ca = readFileSync(values.ca);
-const servername = values.servername ?? (net.isIP(url.hostname) ? undefined : url.hostname);
+const servernameOf = (u) => values.servername ?? (net.isIP(u.hostname) ? undefined : u.hostname);
 const mode = values.mode;
 const concurrency = Number(values.concurrency);
 const durationMs = Math.min(Number(values.duration), HARD_CAP_MS);
@@ -77,14 +80,15 @@ function failed(err) {
   summary.requests++;
   bump(summary.errors, err.code ?? err.message ?? 'error');
 }
-const pathFor = (i) => (slowEvery > 0 && i % slowEvery === 0 ? `/slow?ms=${slowMs}` : url.pathname);
+const pathFor = (u, i) => (slowEvery > 0 && i % slowEvery === 0 ? `/slow?ms=${slowMs}` : u.pathname);
 const serialOf = (socket) => socket.getPeerCertificate?.()?.serialNumber?.toUpperCase() ?? '?';
 
 // --- HTTP/1.1: a new connection per request, or keep-alive ---------------------
-function h1Request(agent, path) {
+function h1Request(u, agent, path) {
   return new Promise((resolve) => {
+    const servername = servernameOf(u);
     const req = https.request(
-      { host: url.hostname, port: url.port, path, ca, servername, agent, ALPNProtocols: ['http/1.1'], timeout: timeoutMs },
+      { host: u.hostname, port: u.port, path, ca, servername, agent, ALPNProtocols: ['http/1.1'], timeout: timeoutMs },
       (res) => {
         const serial = serialOf(res.socket);
         const protocol = res.socket.alpnProtocol;
@@ -105,9 +109,13 @@ function h1Request(agent, path) {
 // --- HTTP/2: sessions replaced when the server sends GOAWAY --------------------
 class H2Client {
   session = undefined;
+  constructor(u) {
+    this.url = u;
+  }
   get() {
     if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
-    const s = http2.connect(url.origin, { ca, servername, ALPNProtocols: ['h2'] });
+    const servername = servernameOf(this.url);
+    const s = http2.connect(this.url.origin, { ca, servername, ALPNProtocols: ['h2'] });
     s.on('error', () => {}); // reported per stream
     s.on('goaway', () => summary.goaways++);
     s.serial = new Promise((resolve) => s.once('connect', (_s, socket) => resolve(serialOf(socket))));
@@ -159,13 +167,14 @@ class H2Client {
 }
 
 async function loop(worker) {
+  const u = urls[worker % urls.length];
   const agent = mode === 'h1-keepalive' ? new https.Agent({ keepAlive: true, maxSockets: 1 }) : false;
-  const h2 = mode === 'h2' ? new H2Client() : undefined;
+  const h2 = mode === 'h2' ? new H2Client(u) : undefined;
   for (let i = worker; !stopping && Date.now() < stopAt; i += concurrency) {
-    const path = pathFor(i);
-    const slow = path !== url.pathname;
+    const path = pathFor(u, i);
+    const slow = path !== u.pathname;
     if (slow) summary.slow.sent++;
-    const ok = h2 ? await h2.request(path) : await h1Request(agent, path);
+    const ok = h2 ? await h2.request(path) : await h1Request(u, agent, path);
     if (slow && ok) summary.slow.ok++;
   }
   h2?.close();
@@ -174,7 +183,7 @@ async function loop(worker) {
 
 async function hold() {
   // K streams on one session, all open before "sent"; then the test rotates.
-  const h2 = new H2Client();
+  const h2 = new H2Client(url);
   let open = 0;
   const k = Number(values.streams);
   const all = Array.from({ length: k }, () => h2.request(`/slow?ms=${slowMs}`, () => {

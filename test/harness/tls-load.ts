@@ -18,8 +18,8 @@ export const TLS_LOAD_SCRIPT = fileURLToPath(new URL('./tls-load.mjs', import.me
 export type TlsLoadMode = 'h1' | 'h1-keepalive' | 'h2' | 'h2-hold';
 
 export interface TlsLoadOptions {
-  /** https://127.0.0.1:PORT/ */
-  url: string;
+  /** https://127.0.0.1:PORT/; several: request loop i goes to url i mod n */
+  url: string | readonly string[];
   /** CA file the client trusts. */
   ca: string;
   servername?: string;
@@ -72,7 +72,7 @@ export function tlsErrors(s: TlsLoadSummary): number {
 }
 
 function args(o: TlsLoadOptions, stopFile: string): string[] {
-  const a = ['--url', o.url, '--ca', o.ca, '--mode', o.mode, '--stop-file', stopFile];
+  const a = [...(typeof o.url === 'string' ? [o.url] : o.url).flatMap((u) => ['--url', u]), '--ca', o.ca, '--mode', o.mode, '--stop-file', stopFile];
   if (o.servername) a.push('--servername', o.servername);
   if (o.concurrency !== undefined) a.push('--concurrency', String(o.concurrency));
   a.push('--duration', String(o.duration ?? 10_000));
