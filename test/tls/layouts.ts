@@ -18,6 +18,8 @@ export class CertStore {
   /** The paths the configuration names. */
   readonly cert: string;
   readonly key: string;
+  /** The pair last put in place. */
+  current: Issued;
   private version = 0;
 
   constructor(
@@ -25,6 +27,7 @@ export class CertStore {
     readonly style: Style,
     first: Issued,
   ) {
+    this.current = first;
     mkdirSync(dir, { recursive: true, mode: 0o755 });
     if (style === 'certbot') {
       this.cert = join(dir, 'live/example/fullchain.pem');
@@ -63,6 +66,7 @@ export class CertStore {
    */
   async replace(pair: Issued, gapMs = 0, style: Style = this.style): Promise<void> {
     const v = ++this.version;
+    this.current = pair;
     switch (style) {
       case 'rename':
         writeFileSync(`${this.cert}.new`, pair.certPem);

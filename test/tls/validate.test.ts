@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ConfigError, parseConfig, type Config } from '../../src/config/index.js';
+import { specsOf } from '../../src/master/generation.js';
+import { planListeners } from '../../src/master/reload-plan.js';
 import { parseMasterMessage } from '../../src/protocol/worker.js';
 import { ExpiryMonitor, expiryWarnings } from '../../src/tls/expiry.js';
 import { loadTlsMaterial, loadTlsPair, sameMaterial, TlsError } from '../../src/tls/material.js';
@@ -241,6 +243,21 @@ describe('tls configuration and protocol', () => {
     for (const [yaml, message] of cases) {
       assert.throws(() => config(yaml), (e: unknown) => e instanceof ConfigError && message.test(e.message), `${yaml} -> ${message}`);
     }
+  });
+
+  it('hands over an address whose certificates, SNI map, CA or http2 changed; replaces one whose TLS was switched on', () => {
+    const a = leaf(0x3002);
+    const b = leaf(0x3003);
+    const pa = files(a.certPem, a.keyPem);
+    const pb = files(b.certPem, b.keyPem);
+    const plain = config('listen:\n  - address: 127.0.0.1:8443\n');
+    const one = config(`listen:\n  - address: 127.0.0.1:8443\n    tls: { cert: ${pa.cert}, key: ${pa.key} }\n`);
+    const other = config(`listen:\n  - address: 127.0.0.1:8443\n    http2: true\n    tls: { cert: ${pb.cert}, key: ${pb.key}, ca: ${pa.cert}, sni: { a.test: { cert: ${pa.cert}, key: ${pa.key} } } }\n`);
+    const action = (x: Config, y: Config): string | undefined => planListeners(specsOf(x), specsOf(y), 'migrate')[0]?.action;
+    assert.equal(action(one, other), 'handoff', 'migration happens before the TLS handshake');
+    assert.equal(action(other, one), 'handoff');
+    assert.equal(action(plain, one), 'replace', 'TLS switched on');
+    assert.equal(action(one, plain), 'replace', 'TLS switched off');
   });
 
   it('carries TLS payloads, the ticket key and the rotate message to workers', () => {
