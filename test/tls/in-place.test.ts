@@ -156,13 +156,16 @@ describe('tls.rotate: in-place', () => {
 
   it('rotates in the running workers: same generation and pids, reported as in-place; check and logs never show key material', { timeout: 30_000 }, async (t) => {
     if (!reachable(t)) return;
-    const { master, port, pids } = await serve();
+    const { master, store, port, pids } = await serve();
+    const next = track(leaf());
+    await store.replace(next);
+    await servedBy({ port, ca: caPem }, next.serial);
     const status = await master.status();
     assert.equal(status.generation, 1, 'every rotation so far was in place');
     assert.deepEqual(status.generations[0]?.workers.map((w) => w.pid), pids, 'by the same workers');
     const reports = (status as unknown as { reloads: { trigger: string; result: string; generation: number; tls?: { rotate: string; certificates: { serial: string }[] } }[] }).reloads;
     const ok = reports.filter((r) => r.result === 'ok');
-    assert.ok(ok.length >= 6, `in-place rotations reported: ${ok.length}`);
+    assert.ok(ok.length >= 1, `in-place rotations reported: ${ok.length}`);
     for (const r of ok) {
       assert.equal(r.tls?.rotate, 'in-place');
       assert.equal(r.generation, 1);
