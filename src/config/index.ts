@@ -7,9 +7,13 @@ export type {
   LogLevel,
   ReloadConfig,
   RestartConfig,
+  SniFiles,
   SocketAddress,
   Strategy,
+  TlsConfig,
   TlsFiles,
+  TlsPairFiles,
+  TlsRotate,
 } from './types.js';
 export { ConfigError, formatProblem, loadConfig, parseConfig, type ConfigProblem } from './load.js';
 export { configJsonSchema, configSchema, type ConfigInput } from './schema.js';

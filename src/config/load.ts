@@ -10,7 +10,7 @@ import type { z } from 'zod';
 import { defaultControlSocket, socketPathProblem } from './control-path.js';
 import { autoWorkers } from './cpu-quota.js';
 import { configSchema, knownKeys, type ConfigDocument } from './schema.js';
-import type { Config } from './types.js';
+import type { Config, TlsFiles, TlsPairFiles } from './types.js';
 
 export interface ConfigProblem {
   readonly file: string;
@@ -101,7 +101,8 @@ function toConfig(d: ConfigDocument, file: string, dir: string, controlSocket: s
       address: l.address,
       backlog: l.backlog,
       v6only: l.v6only,
-      ...(l.tls ? { tls: { cert: resolve(dir, l.tls.cert), key: resolve(dir, l.tls.key) } } : {}),
+      ...(l.tls ? { tls: toTlsFiles(l.tls, dir) } : {}),
+      http2: l.http2,
     })),
     reload: {
       strategy: d.reload.strategy,
@@ -116,6 +117,7 @@ function toConfig(d: ConfigDocument, file: string, dir: string, controlSocket: s
       backoffMs: d.restart.backoff,
       backoffMaxMs: d.restart.backoff_max,
     },
+    tls: { rotate: d.tls.rotate, warnBeforeMs: d.tls.warn_before, pairWaitMs: d.tls.pair_wait },
     stopDelayMs: d.stop_delay,
     ...(d.metrics ? { metrics: { listen: d.metrics.listen } } : {}),
     controlSocket,
@@ -123,6 +125,20 @@ function toConfig(d: ConfigDocument, file: string, dir: string, controlSocket: s
     ...(d.group !== undefined ? { group: d.group } : {}),
     log: { level: d.log.level },
     env: { ...d.env },
+  };
+}
+
+type TlsDocument = NonNullable<ConfigDocument['listen'][number]['tls']>;
+
+function toTlsPair(p: { cert: string; key: string; passphrase?: string | undefined }, dir: string): TlsPairFiles {
+  return { cert: resolve(dir, p.cert), key: resolve(dir, p.key), ...(p.passphrase !== undefined ? { passphrase: p.passphrase } : {}) };
+}
+
+function toTlsFiles(t: TlsDocument, dir: string): TlsFiles {
+  return {
+    ...toTlsPair(t, dir),
+    ...(t.ca !== undefined ? { ca: resolve(dir, t.ca) } : {}),
+    sni: Object.entries(t.sni).map(([name, pair]) => ({ name: name.toLowerCase(), ...toTlsPair(pair, dir) })),
   };
 }
 
@@ -226,6 +242,12 @@ function checkReferencedFiles(source: Located, raw: unknown, dir: string): void 
   listen.forEach((_, i) => {
     check(['listen', i, 'tls', 'cert'], 'certificate file');
     check(['listen', i, 'tls', 'key'], 'key file');
+    check(['listen', i, 'tls', 'ca'], 'CA file');
+    const sni = valueAt(raw, ['listen', i, 'tls', 'sni']);
+    for (const name of sni !== null && typeof sni === 'object' ? Object.keys(sni) : []) {
+      check(['listen', i, 'tls', 'sni', name, 'cert'], 'certificate file');
+      check(['listen', i, 'tls', 'sni', name, 'key'], 'key file');
+    }
   });
 }
 

@@ -45,28 +45,77 @@ const address = z
   })
   .meta({ description: 'host:port with a literal IP (or localhost); IPv6 in brackets; port 0 picks a free port', examples: ['127.0.0.1:8080', '[::]:443'] });
 
-const duration = z
-  .union([z.string().regex(DURATION_PATTERN, DURATION_HINT), z.number().min(0, DURATION_HINT)], { error: DURATION_HINT })
-  .transform((value, ctx): number => {
-    const parsed = parseDuration(value);
-    if (parsed.ok) return parsed.value;
-    ctx.addIssue({ code: 'custom', message: parsed.message, input: value });
-    return z.NEVER;
-  });
+const durationUpTo = (maxMs: number) =>
+  z
+    .union([z.string().regex(DURATION_PATTERN, DURATION_HINT), z.number().min(0, DURATION_HINT)], { error: DURATION_HINT })
+    .transform((value, ctx): number => {
+      const parsed = parseDuration(value, maxMs);
+      if (parsed.ok) return parsed.value;
+      ctx.addIssue({ code: 'custom', message: parsed.message, input: value });
+      return z.NEVER;
+    });
+const duration = durationUpTo(MAX_DURATION_MS);
 
 /** Defaults are given in the notation users write, so the JSON Schema shows "10s", not 10000. */
 function durationWithDefault(fallback: string, description: string) {
   return duration.prefault(fallback).meta({ description: `${description} (max ${MAX_DURATION_MS} ms)`, examples: ['500ms', '10s', '2m'] });
 }
 
+/** How far ahead a certificate's expiry is announced: never a timer, so longer than a timer may wait. */
+export const MAX_WARN_BEFORE_MS = 400 * 86_400_000;
+
 const path = (what: string) => z.string({ error: `expected a path to the ${what}` }).min(1, 'must not be empty');
+
+const pairKeys = {
+  cert: path('certificate chain (PEM)').meta({ description: 'certificate chain, PEM, leaf first; relative to this file' }),
+  key: path('private key (PEM)').meta({ description: 'private key, PEM; read by the master only' }),
+  passphrase: z
+    .string({ error: 'expected the passphrase of the key, as a string' })
+    .min(1, 'must not be empty')
+    .optional()
+    .meta({ description: 'passphrase of an encrypted key; the master decrypts it, workers never see it' }),
+};
+
+/** A DNS name, or a wildcard of one label (`*.example.org`); SNI carries names, never IP addresses. */
+const SNI_NAME = /^(\*\.)?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$/;
+const SNI_HINT = 'expected a host name such as example.com, or a wildcard such as *.example.org';
 
 const tls = z
   .strictObject({
-    cert: path('certificate chain (PEM)').meta({ description: 'certificate chain, PEM; relative to this file' }),
-    key: path('private key (PEM)').meta({ description: 'private key, PEM; read by the master only' }),
+    ...pairKeys,
+    ca: path('CA certificates (PEM)')
+      .optional()
+      .meta({ description: 'CA certificates, PEM: clients must present a certificate they issued (requestCert)' }),
+    sni: z
+      .record(z.string().regex(SNI_NAME, SNI_HINT), z.strictObject(pairKeys), { error: 'expected a map of host names to { cert, key }' })
+      .default({})
+      .meta({ description: 'certificates per server name (SNI); the top-level pair serves every other name' }),
   })
+  .superRefine((t, ctx) => {
+    const seen = new Map<string, string>();
+    for (const name of isRecord(t) && isRecord(t.sni) ? Object.keys(t.sni) : []) {
+      const folded = name.toLowerCase();
+      const first = seen.get(folded);
+      if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['sni', name], message: `duplicate server name (also "${first}"; names are case-insensitive)` });
+      else seen.set(folded, name);
+    }
+  }, always)
   .meta({ description: 'serve HTTPS on this address' });
+
+const ROTATIONS = ['new-generation', 'in-place'] as const;
+
+const tlsSettings = z
+  .strictObject({
+    rotate: z
+      .enum(ROTATIONS, { error: `must be one of ${ROTATIONS.join(', ')}` })
+      .default('new-generation')
+      .meta({ description: 'a certificate change starts a new generation, or (in-place) swaps the running workers\' secure context' }),
+    warn_before: durationUpTo(MAX_WARN_BEFORE_MS)
+      .prefault('14d')
+      .meta({ description: 'warn (at start, at every reload and daily) when a certificate expires within this', examples: ['14d', '30d'] }),
+    pair_wait: durationWithDefault('10s', 'how long changed TLS files may take to form a valid set (a key written after its certificate) before the change is refused'),
+  })
+  .prefault({});
 
 const listener = z
   .strictObject({
@@ -79,11 +128,18 @@ const listener = z
       .meta({ description: 'accept queue length; the kernel caps it at net.core.somaxconn' }),
     v6only: z.boolean().default(false).meta({ description: 'IPv6 only: do not also accept IPv4-mapped connections' }),
     tls: tls.optional(),
+    http2: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'offer HTTP/2 by ALPN (h2, then http/1.1) on this TLS address; one request listener serves both' }),
   })
   .superRefine((l, ctx) => {
     const addr = addressOf(l);
     if (isRecord(l) && l.v6only === true && addr?.family === 4) {
       ctx.addIssue({ code: 'custom', path: ['v6only'], message: `applies to IPv6 addresses only, and ${addr.text} is IPv4` });
+    }
+    if (isRecord(l) && l.http2 === true && l.tls === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['http2'], message: 'needs tls on this address: HTTP/2 is offered over TLS only (no cleartext h2c)' });
     }
   }, always);
 
@@ -116,9 +172,9 @@ const reload = z
       .default(false)
       .meta({ description: 'let the master set the namespace-wide sysctl net.ipv4.tcp_migrate_req=1' }),
     ready_timeout: durationWithDefault('10s', 'how long new workers may take to report ready before the reload rolls back'),
-    settle: durationWithDefault('1s', "both generations serve this long after the new workers are ready; a new worker dying meanwhile rolls the reload back (like PM2's min_uptime)"),
+    settle: durationWithDefault('1s', "both generations serve this long after the new workers are ready; a new worker dying meanwhile rolls the reload back (like PM2's min_uptime); certificate-only rotations skip it"),
     drain_timeout: durationWithDefault('30s', 'how long old workers may finish in-flight requests before they are killed'),
-    watch: z.boolean().default(true).meta({ description: 'reload when this file changes (its directory is watched)' }),
+    watch: z.boolean().default(true).meta({ description: 'reload when this file or a TLS file it names changes (their directories are watched)' }),
   })
   .prefault({});
 
@@ -156,6 +212,7 @@ export const configSchema = z
     listen: listeners.meta({ description: 'addresses to serve; each worker gets its own SO_REUSEPORT socket per address' }),
     reload,
     restart,
+    tls: tlsSettings.meta({ description: 'certificate rotation and expiry warnings, for every TLS address' }),
     stop_delay: durationWithDefault('0s', 'keep serving this long after SIGTERM so a load balancer can take the host out'),
     metrics: z
       .strictObject({ listen: address })

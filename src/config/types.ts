@@ -12,9 +12,23 @@ export interface SocketAddress {
   readonly text: string;
 }
 
-export interface TlsFiles {
+/** A certificate chain and its private key (absolute paths). */
+export interface TlsPairFiles {
   readonly cert: string;
   readonly key: string;
+  /** Of an encrypted key. Never logged: the master decrypts the key, workers get the plain key. */
+  readonly passphrase?: string;
+}
+
+/** The certificate for one server name (lower case; `*.example.org` matches one label). */
+export interface SniFiles extends TlsPairFiles {
+  readonly name: string;
+}
+
+/** A TLS address: the default pair, pairs per SNI name, and the CA that client certificates must chain to. */
+export interface TlsFiles extends TlsPairFiles {
+  readonly ca?: string;
+  readonly sni: readonly SniFiles[];
 }
 
 export interface ListenConfig {
@@ -22,6 +36,17 @@ export interface ListenConfig {
   readonly backlog: number;
   readonly v6only: boolean;
   readonly tls?: TlsFiles;
+  /** ALPN offers h2 and http/1.1 (TLS addresses only). */
+  readonly http2: boolean;
+}
+
+export type TlsRotate = 'new-generation' | 'in-place';
+
+export interface TlsConfig {
+  readonly rotate: TlsRotate;
+  readonly warnBeforeMs: number;
+  /** How long the watch waits for changed TLS files to form a valid set before it gives up. */
+  readonly pairWaitMs: number;
 }
 
 export interface ReloadConfig {
@@ -49,6 +74,7 @@ export interface Config {
   readonly listen: readonly ListenConfig[];
   readonly reload: ReloadConfig;
   readonly restart: RestartConfig;
+  readonly tls: TlsConfig;
   readonly stopDelayMs: number;
   readonly metrics?: { readonly listen: SocketAddress };
   /** Control socket path: explicit, or the deterministic per-service default. */

@@ -11,7 +11,9 @@ import type { Logger } from '../log/logger.js';
 import { findForeignListeners } from '../net/index.js';
 import { chooseStrategy } from '../net/index.js';
 import type { EffectiveStrategy, ReloadReport, Trigger } from '../protocol/control.js';
+import { tlsWarnings } from '../tls/expiry.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
+import { rotatesInPlace } from '../tls/payload.js';
 import { monotonic, sleep } from './clock.js';
 import { specsOf, type Generation } from './generation.js';
 import { KILL_GRACE_MS } from './handoff/cutover.js';
@@ -19,6 +21,7 @@ import type { CutoverFigures, HandoffContext, HandoffStrategy } from './handoff/
 import { resolveIdentity, type Identity } from './identity.js';
 import type { KernelState } from './kernel-state.js';
 import { planListeners, type ListenerPlan } from './reload-plan.js';
+import { reloadTls, rotateInPlace } from './tls-rotation.js';
 import { exitedOrKilled, type WorkerExit } from './worker-handle.js';
 
 /** What a reload needs from the master that owns the generations. */
@@ -109,11 +112,16 @@ export class ReloadOperation {
     } catch (err) {
       return { ...base, ...empty, result: 'invalid', reason: messageOf(err), durationMs: this.elapsed() };
     }
+    const tlsWarned = tlsWarnings(tls, config.tls.warnBeforeMs);
+    if (rotatesInPlace(host.config, config, old.tls, tls)) {
+      for (const w of tlsWarned) host.log.warn({ reload: this.id }, w);
+      return rotateInPlace(host.log, old, tls, base, this.requestedAt.mono, tlsWarned);
+    }
     const kernel = host.probeKernel(config);
     const choice = chooseStrategy(config.reload.strategy, kernel.tcpMigrateReq);
     const strategy = host.strategyFor(choice.strategy);
     const plans = planListeners(old.specs, specsOf(config), choice.strategy);
-    const warnings = this.warnings(host.config, config, choice.warning, plans);
+    const warnings = [...this.warnings(host.config, config, choice.warning, plans), ...tlsWarned];
     for (const w of warnings) host.log.warn({ reload: this.id }, w);
     const planned = { strategy: choice.strategy, listeners: plans, warnings };
 
@@ -147,6 +155,7 @@ export class ReloadOperation {
       ...(figures.halfOpen > 0 ? { halfOpenAtCutover: { count: figures.halfOpen, upperBound: true } } : {}),
       ...(figures.counters ? { counters: figures.counters } : {}),
       warnings: [...warnings, ...figures.warnings],
+      ...reloadTls('new-generation', tls),
     };
     // 6. The old generation drains in the background; 7. the caller gets the report now.
     void this.drain(old, report, drainStarted).finally(drained.resolve);
@@ -174,7 +183,11 @@ export class ReloadOperation {
     const settleStarted = monotonic();
     this.phase = 'settle';
     // Both generations serve meanwhile; a new worker's death aborts (onWorkerExit).
-    if (config.reload.settleMs > 0) await Promise.race([sleep(config.reload.settleMs), this.aborted]);
+    // A certificate rotation (trigger tls: the config file and so the app are
+    // unchanged, the new material already validated) has nothing to prove and
+    // must put the new certificate alone in service at once.
+    const settle = this.trigger === 'tls' ? 0 : config.reload.settleMs;
+    if (settle > 0) await Promise.race([sleep(settle), this.aborted]);
     const settleMs = monotonic() - settleStarted;
     if (host.stopping) throw new RollbackError('stop requested during the reload');
     const dead = next.workers().find((w) => !w.alive);

@@ -102,7 +102,9 @@ export class Reloader {
     if (this.kept.length > REPORTS_KEPT) this.kept.shift();
     const level = report.result === 'ok' ? 'info' : report.result === 'refused' ? 'warn' : 'error';
     const what =
-      report.result === 'ok'
+      report.tls?.rotate === 'in-place'
+        ? `certificates replaced in place in generation ${report.generation} in ${report.durationMs.toFixed(0)} ms`
+        : report.result === 'ok'
         ? `generation ${report.previous} -> ${report.generation} (${report.strategy}) in ${report.durationMs.toFixed(0)} ms` +
           `${report.settleMs > 0 ? ` + ${report.settleMs.toFixed(0)} ms settle` : ''}: ` +
           `${report.queuedAtCutover} queued at cutover, ${report.migrated} migrated, ${report.dropped} dropped`

@@ -21,6 +21,7 @@ import {
   type WorkerExitReason,
   type WorkerListener,
 } from '../protocol/worker.js';
+import type { WorkerTls } from '../protocol/tls.js';
 import { monotonic } from './clock.js';
 
 export type WorkerState = 'starting' | 'ready' | 'serving' | 'draining' | 'exited' | 'failed';
@@ -48,6 +49,8 @@ export interface WorkerOptions {
   readonly app: string;
   /** Descriptors and their specs, in slot order (several may share an address). */
   readonly listeners: readonly (Omit<WorkerListener, 'fd'> & { readonly fd: number })[];
+  /** The generation's session ticket key, base64 (with TLS listeners). */
+  readonly ticketKey?: string;
   readonly env: Readonly<Record<string, string>>;
   readonly drainTimeoutMs: number;
   readonly uid?: number;
@@ -137,6 +140,7 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
       listeners: options.listeners.map((l, i) => ({ ...l, fd: FIRST_LISTENER_FD + i })),
       drainTimeoutMs: options.drainTimeoutMs,
       heartbeatMs: HEARTBEAT_MS,
+      ...(options.ticketKey === undefined ? {} : { ticketKey: options.ticketKey }),
     });
     this.log.debug('worker spawned');
   }
@@ -202,6 +206,15 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
   close(addresses: readonly string[], ackTimeoutMs: number): Promise<boolean> {
     if (!this.alive) return Promise.resolve(false);
     return this.request((seq) => ({ type: 'close', seq, addresses }), ackTimeoutMs);
+  }
+
+  /**
+   * tls.rotate: in-place: new certificates (and ticket key) for the running
+   * servers' new handshakes. Resolves like drain().
+   */
+  rotateTls(listeners: readonly { address: string; tls: WorkerTls }[], ticketKey: string, ackTimeoutMs: number): Promise<boolean> {
+    if (!this.alive) return Promise.resolve(false);
+    return this.request((seq) => ({ type: 'tls', seq, ticketKey, listeners }), ackTimeoutMs);
   }
 
   /** Sends a message that the worker acknowledges, with a deadline; true only for an `ok` answer. */

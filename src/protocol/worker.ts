@@ -4,13 +4,14 @@
 //
 // Validated by hand, not with zod: a worker loads this on every spawn, and
 // zod cost ~60 ms of CPU per worker start (bench/), a third of a reload.
+import { parseTicketKey, parseTlsRotate, parseWorkerTls, type TlsRotateMessage, type WorkerTls } from './tls.js';
 
 export interface WorkerListener {
   readonly fd: number;
   readonly address: string;
   readonly backlog: number;
-  /** PEM, read by the master: workers need no access to the key files. */
-  readonly tls?: { readonly cert: string; readonly key: string };
+  /** PEM, read and checked by the master: workers need no access to the key files. */
+  readonly tls?: WorkerTls;
 }
 
 export interface StartMessage {
@@ -21,6 +22,8 @@ export interface StartMessage {
   readonly listeners: readonly WorkerListener[];
   readonly drainTimeoutMs: number;
   readonly heartbeatMs: number;
+  /** The generation's session ticket key (48 bytes, base64); present when a listener has tls. */
+  readonly ticketKey?: string;
 }
 
 /**
@@ -42,7 +45,7 @@ export interface CloseMessage {
   readonly addresses: readonly string[];
 }
 
-export type MasterMessage = StartMessage | DrainMessage | CloseMessage;
+export type MasterMessage = StartMessage | DrainMessage | CloseMessage | TlsRotateMessage;
 
 export interface ErrorInfo {
   readonly name: string;
@@ -123,8 +126,7 @@ function listener(v: unknown): WorkerListener {
   const o = object(v, 'listener');
   const base = { fd: int(o, 'fd', 3), address: str(o, 'address'), backlog: int(o, 'backlog', 1) };
   if (o['tls'] === undefined) return base;
-  const tls = object(o['tls'], 'tls');
-  return { ...base, tls: { cert: str(tls, 'cert'), key: str(tls, 'key') } };
+  return { ...base, tls: parseWorkerTls(o['tls']) };
 }
 
 /** Throws ProtocolError on anything that is not a message the master sends. */
@@ -142,12 +144,15 @@ export function parseMasterMessage(raw: unknown): MasterMessage {
         listeners: listeners.map(listener),
         drainTimeoutMs: int(o, 'drainTimeoutMs'),
         heartbeatMs: int(o, 'heartbeatMs', 1),
+        ...(o['ticketKey'] === undefined ? {} : { ticketKey: parseTicketKey(o['ticketKey']) }),
       };
     }
     case 'drain':
       return { type: 'drain', seq: int(o, 'seq'), drainTimeoutMs: int(o, 'drainTimeoutMs'), keep: strings(o, 'keep') };
     case 'close':
       return { type: 'close', seq: int(o, 'seq'), addresses: strings(o, 'addresses') };
+    case 'tls':
+      return parseTlsRotate(o);
     default:
       throw new ProtocolError(`unknown message type ${JSON.stringify(o['type'])}`);
   }

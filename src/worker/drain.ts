@@ -5,7 +5,13 @@
 // connections run out the server's own advertised keep-alive timeout, and
 // destroy whatever is left at the hard deadline (headersTimeout is no longer
 // enforced after close, so a slow client would otherwise keep us alive).
-import type { Server as HttpServer, ServerResponse, IncomingMessage } from 'node:http';
+//
+// HTTP/2 sessions (a TLS address with `http2`) are drained with GOAWAY
+// instead: `session.close()` refuses new streams and lets the open ones
+// finish, and `Connection: close` is never set on an h2 response (the header
+// is illegal there; Node drops it with a warning).
+import type { ServerResponse, IncomingMessage } from 'node:http';
+import type { Http2Session } from 'node:http2';
 import { Server as NetServer, type Socket } from 'node:net';
 
 export interface DrainResult {
@@ -19,6 +25,7 @@ export interface DrainResult {
 /** Tracks the connections of one server; costs one listener per connection, none per request. */
 export class ConnectionTracker {
   private readonly sockets = new Set<Socket>();
+  private readonly sessions = new Set<Http2Session>();
   private stopping = false;
   private resolveClosed!: () => void;
   /** Resolves once the tracker stopped accepting and every connection has closed. */
@@ -27,11 +34,18 @@ export class ConnectionTracker {
   constructor(
     /** The listen address this server serves, as the master names it. */
     readonly address: string,
-    private readonly server: HttpServer,
+    private readonly server: NetServer,
   ) {
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
+    });
+    // Only an HTTP/2 server emits 'session'; one that starts after the drain
+    // began (its handshake was under way) is told GOAWAY at once.
+    server.on('session', (session: Http2Session) => {
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
+      if (this.stopping) session.close();
     });
   }
 
@@ -47,9 +61,10 @@ export class ConnectionTracker {
   stopAccepting(): void {
     if (this.stopping) return;
     this.stopping = true;
-    this.server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
-      if (!res.headersSent) res.setHeader('Connection', 'close');
+    this.server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (!res.headersSent && req.httpVersionMajor < 2) res.setHeader('Connection', 'close');
     });
+    for (const session of this.sessions) session.close();
     for (const socket of this.sockets) {
       const res = currentResponse(socket);
       if (res && !res.headersSent) res.setHeader('Connection', 'close');
@@ -61,6 +76,7 @@ export class ConnectionTracker {
   /** Destroys what is left; returns how many connections that was. */
   destroyAll(): number {
     const killed = this.sockets.size;
+    for (const session of this.sessions) session.destroy();
     for (const socket of this.sockets) socket.destroy();
     return killed;
   }

@@ -2,8 +2,10 @@
 // 4.. and an IPC channel in slot 3. Order matters (DESIGN.md): load the app,
 // run init, listen on the inherited sockets (listen(2) happens here, not in
 // the master), then report ready.
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
+import type { Server as NetServer } from 'node:net';
 import type { Logger } from '../log/logger.js';
+import type { TlsRotateMessage } from '../protocol/tls.js';
 import {
   envelope,
   errorInfo,
@@ -16,6 +18,7 @@ import {
 } from '../protocol/worker.js';
 import { loadApp, type App, type AppContext } from './app.js';
 import { ConnectionTracker, drain } from './drain.js';
+import { createTlsListener, type TlsListener } from './tls-server.js';
 
 /** How long a worker whose master vanished keeps draining before it exits. */
 const ORPHAN_DRAIN_MS = 500;
@@ -34,6 +37,10 @@ let app: App | undefined;
 let ctx: AppContext | undefined;
 let trackers: ConnectionTracker[] = [];
 let draining = false;
+/** Per address: a worker may listen on several sockets of one address (inherit, after the worker count shrank). */
+const tlsListeners = new Map<string, TlsListener[]>();
+/** The latest in-place certificate rotation; one that arrives while we start applies to the servers not yet made. */
+let rotation: TlsRotateMessage | undefined;
 
 function send(message: WorkerMessage): Promise<void> {
   return new Promise((resolve) => {
@@ -48,7 +55,7 @@ async function fail(phase: 'load' | 'init' | 'listen' | 'serve', err: unknown): 
   process.exit(1);
 }
 
-function listen(server: Server, fd: number, backlog: number): Promise<void> {
+function listen(server: NetServer, fd: number, backlog: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     // The backlog must be positional: Node 20 ignores `backlog` inside the
@@ -80,9 +87,16 @@ async function start(msg: StartMessage): Promise<void> {
   try {
     for (const l of msg.listeners) {
       if (draining) return;
-      const server = l.tls
-        ? (await import('node:https')).createServer({ cert: l.tls.cert, key: l.tls.key }, app.handler)
-        : createServer(app.handler);
+      let server: NetServer;
+      if (l.tls) {
+        const settings = rotation?.listeners.find((r) => r.address === l.address)?.tls ?? l.tls;
+        const ticketKey = rotation?.ticketKey ?? msg.ticketKey;
+        const tls = await createTlsListener(l.address, settings, ticketKey === undefined ? undefined : Buffer.from(ticketKey, 'base64'), app.handler);
+        tlsListeners.set(l.address, [...(tlsListeners.get(l.address) ?? []), tls]);
+        server = tls.server;
+      } else {
+        server = createServer(app.handler);
+      }
       trackers.push(new ConnectionTracker(l.address, server));
       await listen(server, l.fd, l.backlog);
     }
@@ -112,6 +126,20 @@ function onDrain(msg: DrainMessage): void {
   void startDrain(msg.drainTimeoutMs, () => void send({ type: 'ack', seq: msg.seq, result: 'ok' }), msg.keep);
 }
 
+function onTls(msg: TlsRotateMessage): void {
+  rotation = msg;
+  const key = Buffer.from(msg.ticketKey, 'base64');
+  try {
+    for (const l of msg.listeners) for (const t of tlsListeners.get(l.address) ?? []) t.rotate(l.tls, key);
+  } catch (err) {
+    // Refused: the master reports this worker as still serving the old certificates.
+    void log().then((l) => l.error({ err }, 'could not apply the new certificates'));
+    void send({ type: 'ack', seq: msg.seq, result: 'refused', reason: `could not apply the new certificates: ${err instanceof Error ? err.message : String(err)}` });
+    return;
+  }
+  void send({ type: 'ack', seq: msg.seq, result: 'ok' });
+}
+
 function onClose(msg: CloseMessage): void {
   for (const t of trackers) if (msg.addresses.includes(t.address)) t.stopAccepting();
   void send({ type: 'ack', seq: msg.seq, result: 'ok' });
@@ -129,6 +157,7 @@ process.on('message', (raw: unknown) => {
   }
   if (msg.type === 'start') void start(msg);
   else if (msg.type === 'drain') onDrain(msg);
+  else if (msg.type === 'tls') onTls(msg);
   else onClose(msg);
 });
 

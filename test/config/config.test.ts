@@ -80,6 +80,7 @@ describe('loading', () => {
       address: { host: '127.0.0.1', port: 0, family: 4, text: '127.0.0.1:0' },
       backlog: 511,
       v6only: false,
+      http2: false,
     });
     assert.deepEqual(config.reload, {
       strategy: 'auto',
@@ -126,7 +127,8 @@ describe('loading', () => {
       address: { host: '::', port: 443, family: 6, text: '[::]:443' },
       backlog: 511,
       v6only: true,
-      tls: { cert: join(tmp, 'tls.crt'), key: join(tmp, 'tls.key') },
+      tls: { cert: join(tmp, 'tls.crt'), key: join(tmp, 'tls.key'), sni: [] },
+      http2: false,
     });
     assert.equal(config.listen[1]?.address.text, '[::1]:0');
     assert.deepEqual(config.listen[2]?.address, { host: '127.0.0.1', port: 8080, family: 4, text: '127.0.0.1:8080' });

@@ -2,7 +2,7 @@
 // inside a network namespace of the test's own or, for tests that need no
 // root, in the current one. Logs are parsed from its JSON stdout.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,9 @@ export interface MasterOptions {
   readonly yaml: string;
   readonly ns?: Netns;
   readonly env?: Record<string, string>;
+  /** Run the master as this user (the test must be root); its directory is handed to it. */
+  readonly uid?: number;
+  readonly gid?: number;
 }
 
 export class MasterProcess {
@@ -35,9 +38,10 @@ export class MasterProcess {
     readonly configFile: string,
     private readonly ns: Netns | undefined,
     env: Record<string, string>,
+    account: { uid?: number; gid?: number } = {},
   ) {
     const args = [MAIN, 'start', '-c', configFile];
-    const opts = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], env: { ...process.env, HANDOVER_LOG_PRETTY: '0', ...env } };
+    const opts = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], env: { ...process.env, HANDOVER_LOG_PRETTY: '0', ...env }, ...account };
     this.child = ns ? ns.spawn(process.execPath, args, opts) : spawn(process.execPath, args, opts);
     let buffered = '';
     this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
@@ -66,7 +70,12 @@ export class MasterProcess {
     const configFile = join(dir, 'handover.yaml');
     const control = `control: { socket: ${join(dir, 'control.sock')} }\n`;
     writeFileSync(configFile, options.yaml.includes('control:') ? options.yaml : options.yaml + control);
-    return new MasterProcess(dir, configFile, options.ns, options.env ?? {});
+    const account = options.uid === undefined ? {} : { uid: options.uid, gid: options.gid ?? options.uid };
+    if (account.uid !== undefined) {
+      chownSync(dir, account.uid, account.gid);
+      chownSync(configFile, account.uid, account.gid);
+    }
+    return new MasterProcess(dir, configFile, options.ns, options.env ?? {}, account);
   }
 
   get pid(): number {
