@@ -11,6 +11,7 @@ import {
   type ErrorInfo,
   type MasterMessage,
 } from '../protocol/worker.js';
+import { pipeWorkerOutput } from './worker-output.js';
 
 export type WorkerState = 'starting' | 'ready' | 'serving' | 'draining' | 'exited' | 'failed';
 
@@ -84,7 +85,8 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
     super();
     this.generation = options.generation;
     this.index = options.index;
-    const stdio: (number | 'ignore' | 'inherit' | 'ipc')[] = ['ignore', 'inherit', 'inherit', 'ipc'];
+    // stdout and stderr are read by the master, which writes each line labelled with the worker (worker-output.ts).
+    const stdio: (number | 'ignore' | 'pipe' | 'ipc')[] = ['ignore', 'pipe', 'pipe', 'ipc'];
     options.listeners.forEach((l) => stdio.push(l.fd));
     this.child = spawn(process.execPath, [WORKER_ENTRY], {
       stdio,
@@ -97,6 +99,7 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
     });
     if (this.child.pid === undefined) throw new WorkerStartError('spawn failed: no pid');
     this.pid = this.child.pid;
+    pipeWorkerOutput(this.child, { generation: this.generation, worker: this.index, pid: this.pid });
     this.log = options.log.child({ generation: this.generation, worker: this.index, workerPid: this.pid });
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
