@@ -8,6 +8,7 @@ import { queuedOn, type Listener } from '../net/index.js';
 import { HALF_OPEN_GRACE_MS, specsOf, type Generation } from './generation.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
 import { resolveIdentity, type Identity } from './identity.js';
+import type { LifecycleHooks } from './lifecycle.js';
 import { chooseStrategy } from '../net/index.js';
 import {
   countCutover,
@@ -33,6 +34,8 @@ export interface ReloadHost {
   readonly config: Config;
   readonly active: Generation | undefined;
   readonly stopping: boolean;
+  /** Told when each reload starts, has read its configuration, and ends (sd_notify RELOADING/READY, the watchdog's deadline). */
+  readonly hooks: LifecycleHooks;
   /** A generation with its sockets bound (inherited ones shared), not listening. */
   createGeneration(
     config: Config,
@@ -101,12 +104,14 @@ export class Reloader {
     try {
       for (let batch = this.pending; batch; batch = this.pending) {
         this.pending = undefined;
+        this.host.hooks.reloadStarted(this.seq + 1, batch.trigger);
         const report = this.host.stopping
           ? this.refused(batch.trigger, 'the master is stopping')
           : await this.reload(batch.trigger, batch.requestedAt).catch((err: unknown) =>
               this.refused(batch.trigger, `reload failed: ${messageOf(err)}`, 'rolled_back'),
             );
         this.record(report);
+        this.host.hooks.reloadEnded(report);
         for (const waiter of batch.waiters) {
           const drained = waiter.waitDrain ? this.drains.get(report.id) : undefined;
           if (drained) void drained.then(() => waiter.onReport(report));
@@ -159,6 +164,7 @@ export class Reloader {
     } catch (err) {
       return refuse('invalid', messageOf(err));
     }
+    await host.hooks.reloadConfigured(config);
     const tcpMigrateReq = host.ensureTcpMigrateReq(config);
     const choice = chooseStrategy(config.reload.strategy, tcpMigrateReq);
     const plans = planListeners(old.specs, specsOf(config), choice.strategy);

@@ -22,6 +22,7 @@ import { ControlServer, type Reply } from './control-server.js';
 import { EventQueue } from './events.js';
 import { Generation, specsOf, type Slot } from './generation.js';
 import { resolveIdentity, type Identity } from './identity.js';
+import { NO_HOOKS, type LifecycleHooks } from './lifecycle.js';
 import { DRAIN_ACK_TIMEOUT_MS, KILL_GRACE_MS, Reloader, type ReloadHost } from './reload.js';
 import { backoffDelay, decideRestart } from './restart.js';
 import { describeGeneration } from './status.js';
@@ -81,6 +82,8 @@ export class Supervisor implements ReloadHost {
   constructor(
     private currentConfig: Config,
     readonly log: Logger,
+    /** systemd's view of the master (lifecycle.ts): told when a stop begins, and by the reload. */
+    readonly hooks: LifecycleHooks = NO_HOOKS,
   ) {
     this.identity = resolveIdentity(currentConfig.user, currentConfig.group);
     this.control = new ControlServer(currentConfig.controlSocket, log, (request, reply) =>
@@ -428,6 +431,7 @@ export class Supervisor implements ReloadHost {
     if (this.stopMode === 'fast' || this.stopMode === mode) return;
     const escalating = this.stopMode === 'graceful';
     this.stopMode = mode;
+    this.hooks.stopping(mode);
     clearInterval(this.heartbeatTimer);
     void this.watcher?.close();
     this.watcher = undefined;
