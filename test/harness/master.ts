@@ -2,7 +2,7 @@
 // inside a network namespace of the test's own or, for tests that need no
 // root, in the current one. Logs are parsed from its JSON stdout.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,10 @@ export interface MasterOptions {
   readonly yaml: string;
   readonly ns?: Netns;
   readonly env?: Record<string, string>;
+  /** A command the master runs under, e.g. ['setpriv', '--reuid=65534', ...]: it is followed by node and its arguments. */
+  readonly wrapper?: readonly string[];
+  /** Owner of the test directory and the configuration file, for a master that is not root. */
+  readonly owner?: { readonly uid: number; readonly gid: number };
 }
 
 export class MasterProcess {
@@ -35,10 +39,12 @@ export class MasterProcess {
     readonly configFile: string,
     private readonly ns: Netns | undefined,
     env: Record<string, string>,
+    wrapper: readonly string[] = [],
   ) {
-    const args = [MAIN, 'start', '-c', configFile];
+    const node = [process.execPath, MAIN, 'start', '-c', configFile];
+    const [command, ...args] = [...wrapper, ...node] as [string, ...string[]];
     const opts = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], env: { ...process.env, HANDOVER_LOG_PRETTY: '0', ...env } };
-    this.child = ns ? ns.spawn(process.execPath, args, opts) : spawn(process.execPath, args, opts);
+    this.child = ns ? ns.spawn(command, args, opts) : spawn(command, args, opts);
     let buffered = '';
     this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
       buffered += chunk;
@@ -66,7 +72,11 @@ export class MasterProcess {
     const configFile = join(dir, 'handover.yaml');
     const control = `control: { socket: ${join(dir, 'control.sock')} }\n`;
     writeFileSync(configFile, options.yaml.includes('control:') ? options.yaml : options.yaml + control);
-    return new MasterProcess(dir, configFile, options.ns, options.env ?? {});
+    if (options.owner) {
+      chownSync(dir, options.owner.uid, options.owner.gid);
+      chownSync(configFile, options.owner.uid, options.owner.gid);
+    }
+    return new MasterProcess(dir, configFile, options.ns, options.env ?? {}, options.wrapper);
   }
 
   get pid(): number {
