@@ -9,7 +9,7 @@ export {
 } from './socket.js';
 export type { AcceptQueue } from './socket.js';
 export { addressText, encodeSockaddr, formatIPv4, formatIPv6, socketAddress } from './sockaddr.js';
-export { getppid, prctlGetPdeathsig, prctlSetPdeathsig, setpgid } from './process.js';
+export { getppid, prctlGetPdeathsig, prctlSetPdeathsig, reapChild, setpgid } from './process.js';
 export { bindUnix, encodeSockaddrUn, receiveDatagram, sendDatagram, unixDatagramSocket } from './unix.js';
 export { monotonicMicros } from './clock.js';
 export {

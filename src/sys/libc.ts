@@ -35,6 +35,7 @@ interface Libc {
   capget: Call<[Buffer, Buffer]>;
   capset: Call<[Buffer, Buffer]>;
   prctl: Call<[number, number, number, number, number]>;
+  waitpid: Call<[number, Buffer, number]>;
 }
 
 /** The file name of the C library Node itself runs on: glibc, or musl (Alpine). */
@@ -97,6 +98,7 @@ export function libc(): Libc {
     capset: fn([BUF, BUF]),
     // prctl(2) with five integer arguments (the kernel reads all five as unsigned long).
     prctl: fn([I32, I64, I64, I64, I64]),
+    waitpid: fn([I32, BUF, I32]),
   }) as any as Libc;
   return bindings;
 }
