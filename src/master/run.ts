@@ -4,6 +4,7 @@ import { createLogger } from '../log/logger.js';
 import { Notifier } from '../systemd/notify.js';
 import { SystemdLink } from './lifecycle.js';
 import { confineWorkers, dropMasterCapabilities, warnWritableByWorkers } from './privileges.js';
+import { reapOrphansAsInit } from './reaper.js';
 import { Supervisor } from './supervisor.js';
 import { workerOutputClosed } from './worker-output.js';
 
@@ -26,6 +27,7 @@ export async function runMaster(config: Config): Promise<number> {
   link.attach(supervisor);
   warnWritableByWorkers(config, log);
   confineWorkers(log);
+  const reaper = reapOrphansAsInit(() => workerPids(supervisor), log);
   // Signal handlers only enqueue; the supervisor's event loop acts on them.
   const handlers = SIGNALS.map((signal) => {
     const handler = (): void => supervisor.dispatch({ type: 'signal', signal });
@@ -44,7 +46,13 @@ export async function runMaster(config: Config): Promise<number> {
     return await supervisor.done;
   } finally {
     for (const [signal, handler] of handlers) process.off(signal, handler);
+    reaper?.stop();
     link.close();
     await workerOutputClosed();
   }
+}
+
+/** Every worker Node spawned that has not been seen to exit: left to Node to reap. */
+function workerPids(supervisor: Supervisor): number[] {
+  return supervisor.status().generations.flatMap((g) => g.workers.flatMap((w) => (w.pid === null ? [] : [w.pid])));
 }
