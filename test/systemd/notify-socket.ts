@@ -4,6 +4,7 @@
 // was read at, as systemd would see it.
 import { unlinkSync } from 'node:fs';
 import { bindUnix, close, monotonicMicros, receiveDatagram, unixDatagramSocket } from '../../src/sys/index.js';
+import { until } from '../harness/master.js';
 
 export interface Notification {
   readonly fields: ReadonlyMap<string, string>;
@@ -18,7 +19,6 @@ export class NotifySocket {
   readonly messages: Notification[] = [];
   private readonly fd: number;
   private readonly timer: NodeJS.Timeout;
-  private readonly waiters = new Set<() => void>();
 
   /** `path` is a file path or `@name` (abstract namespace). */
   constructor(readonly path: string) {
@@ -42,28 +42,12 @@ export class NotifySocket {
       }
       this.messages.push({ fields, text, receivedUsec: monotonicMicros() });
     }
-    for (const w of this.waiters) w();
   }
 
   /** The first message from index `from` on that matches, within `timeoutMs`. */
   next(match: (n: Notification) => boolean, timeoutMs: number, from = 0): Promise<Notification> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        const found = this.messages.slice(from).find(match);
-        if (!found) return;
-        done();
-        resolve(found);
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`no matching notification within ${timeoutMs} ms; got:\n${this.messages.map((m) => JSON.stringify(m.text)).join('\n')}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-      check();
+    return until(() => this.messages.slice(from).find(match), timeoutMs, 'a matching notification', POLL_MS).catch((err: Error) => {
+      throw new Error(`${err.message}; got:\n${this.messages.map((m) => JSON.stringify(m.text)).join('\n')}`);
     });
   }
 

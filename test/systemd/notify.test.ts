@@ -80,12 +80,14 @@ describe('sd_notify, as systemd sees it', () => {
     const socket = new NotifySocket(`@handover-test-${process.pid}-${Date.now()}`);
     const intervalMs = 300;
     const master = MasterProcess.start({
-      yaml: config(HELLO, ', ready_timeout: 500ms', 1),
+      yaml: config(HELLO, ', ready_timeout: 20s', 1),
       env: { NOTIFY_SOCKET: socket.path, WATCHDOG_USEC: String(intervalMs * 2 * 1000), HANDOVER_TEST_STALL_RELOAD: '1' },
     });
     try {
       await master.serving();
       await socket.next(has('READY'), 10_000);
+      // The reload re-arms its deadline from the configuration it reads: a short one keeps this test short.
+      writeFileSync(master.configFile, `${config(HELLO, ', ready_timeout: 500ms', 1)}control: { socket: ${master.controlSocket} }\n`);
       const readyAt = socket.messages.length;
       master.signal('SIGHUP');
       await socket.next(has('RELOADING'), 5_000, readyAt);
