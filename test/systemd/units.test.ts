@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
 import { parseConfig } from '../../src/config/index.js';
 import { KILL_GRACE_MS } from '../../src/master/reload.js';
-import { libc } from '../../src/sys/libc.js';
 import { HELLO, MAIN, ROOT } from '../harness/master.js';
 import { needsRoot, Netns } from '../harness/netns.js';
 
@@ -106,7 +105,6 @@ describe('systemd units', () => {
     }
     assert.equal(out.jit, 'SIGTRAP', "V8's JIT aborts when it cannot make code executable");
     assert.equal(out.jitless, 0);
-    assert.equal(typeof libc, 'function');
   });
 
   it('99-handover.conf sets net.ipv4.tcp_migrate_req = 1 (applied with sysctl -p in a namespace of its own)', async (t) => {
