@@ -4,6 +4,7 @@
 export type {
   Config,
   ListenConfig,
+  LogFormatSetting,
   LogLevel,
   ReloadConfig,
   RestartConfig,

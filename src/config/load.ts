@@ -123,7 +123,7 @@ function toConfig(d: ConfigDocument, file: string, dir: string, controlSocket: s
     controlSocket,
     ...(d.user !== undefined ? { user: d.user } : {}),
     ...(d.group !== undefined ? { group: d.group } : {}),
-    log: { level: d.log.level },
+    log: { level: d.log.level, format: d.log.format },
     env: { ...d.env },
   };
 }

@@ -16,6 +16,7 @@ import type { SocketAddress } from './types.js';
 
 export const STRATEGIES = ['auto', 'bpf', 'migrate', 'drain', 'inherit', 'none'] as const;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+export const LOG_FORMATS = ['auto', 'json', 'pretty', 'journal'] as const;
 
 /**
  * Cross-field refinements run even when a sibling value failed, so that one
@@ -225,7 +226,16 @@ export const configSchema = z
     user: account('user').optional().meta({ description: 'run workers as this user (needs root)' }),
     group: account('group').optional().meta({ description: 'run workers with this group (needs root)' }),
     log: z
-      .strictObject({ level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info') })
+      .strictObject({
+        level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+        format: z
+          .enum(LOG_FORMATS, { error: `must be one of ${LOG_FORMATS.join(', ')}` })
+          .default('auto')
+          .meta({
+            description:
+              'json lines; pretty (human-readable); journal (one line per event with a <N> syslog priority prefix, for journalctl -p); auto = journal when stdout is the journal ($JOURNAL_STREAM), pretty on a terminal, else json',
+          }),
+      })
       .prefault({}),
     env: z
       .record(envName, envValue, {

@@ -3,6 +3,7 @@
 
 export type Strategy = 'auto' | 'bpf' | 'migrate' | 'drain' | 'inherit' | 'none';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+export type LogFormatSetting = 'auto' | 'json' | 'pretty' | 'journal';
 
 /** A parsed `host:port` or `[v6]:port`. `text` is the canonical form used in logs and metrics labels. */
 export interface SocketAddress {
@@ -81,6 +82,6 @@ export interface Config {
   readonly controlSocket: string;
   readonly user?: string;
   readonly group?: string;
-  readonly log: { readonly level: LogLevel };
+  readonly log: { readonly level: LogLevel; readonly format: LogFormatSetting };
   readonly env: Readonly<Record<string, string>>;
 }

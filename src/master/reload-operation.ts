@@ -20,6 +20,7 @@ import { KILL_GRACE_MS } from './handoff/cutover.js';
 import type { CutoverFigures, HandoffContext, HandoffStrategy } from './handoff/strategy.js';
 import { resolveIdentity, type Identity } from './identity.js';
 import type { KernelState } from './kernel-state.js';
+import type { LifecycleHooks } from './lifecycle.js';
 import { planListeners, type ListenerPlan } from './reload-plan.js';
 import { reloadTls, rotateInPlace } from './tls-rotation.js';
 import { exitedOrKilled, type WorkerExit } from './worker-handle.js';
@@ -30,6 +31,8 @@ export interface ReloadHost {
   readonly config: Config;
   readonly active: Generation | undefined;
   readonly stopping: boolean;
+  /** Told when each reload starts, has read its configuration, and ends (sd_notify RELOADING/READY, the watchdog's deadline). */
+  readonly hooks: LifecycleHooks;
   probeKernel(config: Config): KernelState;
   /** The implementation of a strategy (it may need the master's reuseport groups). */
   strategyFor(name: EffectiveStrategy): HandoffStrategy;
@@ -112,6 +115,7 @@ export class ReloadOperation {
     } catch (err) {
       return { ...base, ...empty, result: 'invalid', reason: messageOf(err), durationMs: this.elapsed() };
     }
+    await host.hooks.reloadConfigured(config);
     const tlsWarned = tlsWarnings(tls, config.tls.warnBeforeMs);
     if (rotatesInPlace(host.config, config, old.tls, tls)) {
       for (const w of tlsWarned) host.log.warn({ reload: this.id }, w);

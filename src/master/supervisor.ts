@@ -16,6 +16,7 @@ import { specsOf, type Generation, type Slot } from './generation.js';
 import { strategyFor } from './handoff/strategies.js';
 import type { HandoffStrategy } from './handoff/strategy.js';
 import { resolveIdentity, type Identity } from './identity.js';
+import { NO_HOOKS, type LifecycleHooks } from './lifecycle.js';
 import { probeKernel, type KernelState } from './kernel-state.js';
 import type { ReloadHost } from './reload-operation.js';
 import type { ListenerPlan } from './reload-plan.js';
@@ -84,6 +85,8 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
   constructor(
     private currentConfig: Config,
     readonly log: Logger,
+    /** systemd's view of the master (lifecycle.ts): told when a stop begins, and by the reload. */
+    readonly hooks: LifecycleHooks = NO_HOOKS,
   ) {
     this.identity = resolveIdentity(currentConfig.user, currentConfig.group);
     this.kernelState = { tcpMigrateReq: null, probedAt: 0 };
@@ -355,6 +358,7 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
     if (this.stopMode === 'fast' || this.stopMode === mode) return;
     if (this.stopMode === 'graceful') this.log.warn('fast stop requested during a graceful stop');
     this.stopMode = mode;
+    this.hooks.stopping(mode);
     this.reloads.onStop();
     this.expiry?.close();
     void this.watcher?.close();

@@ -17,6 +17,7 @@ import { basename, dirname, resolve } from 'node:path';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import { loadTlsMaterial, sameMaterial, TlsError, type TlsMaterial } from '../tls/material.js';
+import { monotonic } from './clock.js';
 
 /** Editors and `kubectl` write in several steps; wait for quiet before acting. */
 export const WATCH_DEBOUNCE_MS = 300;
@@ -136,7 +137,7 @@ export class ConfigWatcher {
       this.wait(err);
       return;
     }
-    const waited = this.waiting ? Date.now() - this.waiting.since : 0;
+    const waited = this.waiting ? monotonic() - this.waiting.since : 0;
     this.reset();
     const served = this.hooks.served();
     if ((served && sameMaterial(served, fresh)) || (this.requested && sameMaterial(this.requested, fresh))) {
@@ -155,7 +156,7 @@ export class ConfigWatcher {
   }
 
   private wait(err: TlsError): void {
-    const now = Date.now();
+    const now = monotonic();
     const first = this.waiting === undefined;
     const since = this.waiting?.since ?? now;
     const limit = this.config.tls.pairWaitMs;

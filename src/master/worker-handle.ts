@@ -23,6 +23,7 @@ import {
 } from '../protocol/worker.js';
 import type { WorkerTls } from '../protocol/tls.js';
 import { monotonic } from './clock.js';
+import { pipeWorkerOutput } from './worker-output.js';
 
 export type WorkerState = 'starting' | 'ready' | 'serving' | 'draining' | 'exited' | 'failed';
 
@@ -104,7 +105,8 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
     this.generation = options.generation;
     this.index = options.index;
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
-    const stdio: (number | 'ignore' | 'inherit' | 'ipc')[] = ['ignore', 'inherit', 'inherit', 'ipc'];
+    // stdout and stderr are read by the master, which writes each line labelled with the worker (worker-output.ts).
+    const stdio: (number | 'ignore' | 'pipe' | 'ipc')[] = ['ignore', 'pipe', 'pipe', 'ipc'];
     options.listeners.forEach((l) => stdio.push(l.fd));
     let child: ChildProcess | undefined;
     try {
@@ -125,6 +127,7 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
     this.pid = child?.pid;
     this.log = options.log.child({ generation: this.generation, worker: this.index, ...(this.pid ? { workerPid: this.pid } : {}) });
     if (!child) return;
+    if (this.pid !== undefined) pipeWorkerOutput(child, { generation: this.generation, worker: this.index, pid: this.pid });
     child.on('error', (err) => {
       if (this.pid === undefined) this.spawnFailed(err);
       else this.log.error({ err }, 'worker process error');

@@ -1,10 +1,12 @@
 // Linux ABI constants used by handover. Values are the same on x86-64 and
 // arm64 (the generic socket ABI); they are not exported by Node's `os`.
 
+export const AF_UNIX = 1;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 
 export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
 
@@ -37,8 +39,30 @@ export const F_GETFD = 1;
 export const F_DUPFD_CLOEXEC = 1030;
 export const FD_CLOEXEC = 1;
 
+export const MSG_DONTWAIT = 0x40;
+export const MSG_NOSIGNAL = 0x4000;
+
 export const PR_SET_PDEATHSIG = 1;
 export const PR_GET_PDEATHSIG = 2;
+export const PR_GET_SECUREBITS = 27;
+export const PR_SET_SECUREBITS = 28;
+export const PR_SET_NO_NEW_PRIVS = 38;
+export const PR_GET_NO_NEW_PRIVS = 39;
+export const PR_CAP_AMBIENT = 47;
+export const PR_CAP_AMBIENT_CLEAR_ALL = 4;
+
+/** securebits: uid 0 gains no capabilities at execve (and the bit cannot be unset again). */
+export const SECBIT_NOROOT = 1 << 0;
+export const SECBIT_NOROOT_LOCKED = 1 << 1;
+
+/** capget/capset header version: two 32-bit words per set (capabilities 0-63). */
+export const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+
+export const CLOCK_MONOTONIC = 1;
+
+/** struct sockaddr_un: sa_family (2 bytes), then sun_path[108]. */
+export const SUN_PATH_OFFSET = 2;
+export const SUN_PATH_SIZE = 108;
 
 export const SOCKADDR_IN_SIZE = 16;
 export const SOCKADDR_IN6_SIZE = 28;

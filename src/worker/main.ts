@@ -19,6 +19,7 @@ import {
 import { loadApp, type App, type AppContext } from './app.js';
 import { ConnectionTracker, drain } from './drain.js';
 import { createTlsListener, type TlsListener } from './tls-server.js';
+import { dropPrivileges } from './privileges.js';
 
 /** How long a worker whose master vanished keeps draining before it exits. */
 const ORPHAN_DRAIN_MS = 500;
@@ -71,6 +72,7 @@ async function start(msg: StartMessage): Promise<void> {
   bindings = { generation: msg.generation, worker: msg.index };
   ctx = Object.freeze({ generation: msg.generation, worker: msg.index, signal: abort.signal });
   try {
+    await dropPrivileges(); // before any of the app's code runs
     app = await loadApp(msg.app);
   } catch (err) {
     return fail('load', err);

@@ -24,6 +24,10 @@ export interface MasterOptions {
   /** Run the master as this user (the test must be root); its directory is handed to it. */
   readonly uid?: number;
   readonly gid?: number;
+  /** A command the master runs under, e.g. ['setpriv', '--reuid=65534', ...]: it is followed by node and its arguments. */
+  readonly wrapper?: readonly string[];
+  /** Owner of the test directory and the configuration file, for a master that is not root. */
+  readonly owner?: { readonly uid: number; readonly gid: number };
 }
 
 export class MasterProcess {
@@ -39,10 +43,12 @@ export class MasterProcess {
     private readonly ns: Netns | undefined,
     env: Record<string, string>,
     account: { uid?: number; gid?: number } = {},
+    wrapper: readonly string[] = [],
   ) {
-    const args = [MAIN, 'start', '-c', configFile];
+    const node = [process.execPath, MAIN, 'start', '-c', configFile];
+    const [command, ...args] = [...wrapper, ...node] as [string, ...string[]];
     const opts = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], env: { ...process.env, HANDOVER_LOG_PRETTY: '0', ...env }, ...account };
-    this.child = ns ? ns.spawn(process.execPath, args, opts) : spawn(process.execPath, args, opts);
+    this.child = ns ? ns.spawn(command, args, opts) : spawn(command, args, opts);
     let buffered = '';
     this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
       buffered += chunk;
@@ -70,12 +76,13 @@ export class MasterProcess {
     const configFile = join(dir, 'handover.yaml');
     const control = `control: { socket: ${join(dir, 'control.sock')} }\n`;
     writeFileSync(configFile, options.yaml.includes('control:') ? options.yaml : options.yaml + control);
-    const account = options.uid === undefined ? {} : { uid: options.uid, gid: options.gid ?? options.uid };
-    if (account.uid !== undefined) {
-      chownSync(dir, account.uid, account.gid);
-      chownSync(configFile, account.uid, account.gid);
+    const account: { uid?: number; gid?: number } = options.uid === undefined ? {} : { uid: options.uid, gid: options.gid ?? options.uid };
+    const owner = options.owner ?? (account.uid === undefined ? undefined : { uid: account.uid, gid: account.gid ?? account.uid });
+    if (owner) {
+      chownSync(dir, owner.uid, owner.gid);
+      chownSync(configFile, owner.uid, owner.gid);
     }
-    return new MasterProcess(dir, configFile, options.ns, options.env ?? {}, account);
+    return new MasterProcess(dir, configFile, options.ns, options.env ?? {}, account, options.wrapper);
   }
 
   get pid(): number {
