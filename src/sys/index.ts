@@ -10,3 +10,12 @@ export {
 export type { AcceptQueue } from './socket.js';
 export { addressText, encodeSockaddr, formatIPv4, formatIPv6, socketAddress } from './sockaddr.js';
 export { getppid, prctlGetPdeathsig, prctlSetPdeathsig, setpgid } from './process.js';
+export {
+  attachReuseportCbpf, attachReuseportEbpf, BPF_CAPABILITY, bpfSyscallNumber, createMap, detachReuseportBpf,
+  loadProgram, mapDelete, mapLookup, mapUpdate, VerifierError,
+} from './bpf.js';
+export type { MapSpec, ProgramSpec } from './bpf.js';
+export { NotSupportedError, isNotSupported } from './not-supported.js';
+export type { Requirement } from './not-supported.js';
+export { atLeast, effectiveCapabilities, kernelVersion, parseCapabilities, parseKernelRelease } from './kernel.js';
+export type { Capabilities, KernelVersion } from './kernel.js';
