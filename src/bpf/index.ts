@@ -10,6 +10,8 @@ export type { MigrationMode, ReuseportCounters, ReuseportProgramOptions } from '
 export { encodeClassic, steerToNew, steerToSlots } from './steering.js';
 export type { ClassicInstruction } from './steering.js';
 export { ReuseportLayout } from './layout.js';
+export { SteeredGroup } from './steered-group.js';
+export type { Retirement } from './steered-group.js';
 export { CANARY_TIMEOUT_MS, runCanary } from './canary.js';
 export type { CanaryMechanism, CanaryResult } from './canary.js';
 export { kernelProbe, probeCbpf, probeEbpf, probeKernel, probeSysctl, TCP_MIGRATE_REQ_PATH } from './probe.js';

@@ -76,6 +76,14 @@ async function scenario(t: TestContext, script: string, args: string[], options:
   }
 }
 
+/** True when nft is installed; otherwise skips (fails under CI). */
+function nftOrSkip(t: TestContext): boolean {
+  if (HandshakeHold.available()) return true;
+  if (process.env.CI) assert.fail('nft (nftables) is not installed, and CI is set');
+  t.skip('needs nft (Debian: nftables)');
+  return false;
+}
+
 describe('eBPF select-or-migrate (strategy bpf), tcp_migrate_req=0', () => {
   it('moves >= 50 queued connections to the active set only, and sends new SYNs only there', async (t) => {
     if (!needsRoot(t)) return;
@@ -102,12 +110,7 @@ describe('eBPF select-or-migrate (strategy bpf), tcp_migrate_req=0', () => {
   });
 
   it('half-open requests held by nftables at the cutover migrate once their ACK arrives', async (t) => {
-    if (!needsRoot(t)) return;
-    if (!HandshakeHold.available()) {
-      if (process.env.CI) assert.fail('nft (nftables) is not installed, and CI is set');
-      t.skip('needs nft (Debian: nftables)');
-      return;
-    }
+    if (!needsRoot(t) || !nftOrSkip(t)) return;
     let hold: HandshakeHold | undefined;
     let droppedByRule = NaN;
     const r = await scenario(t, BPF, ['half-open', String(PORT)], {
@@ -167,11 +170,27 @@ describe('classic BPF steering (strategy drain), no capabilities', () => {
     assert.equal(r.capEff, '0');
     assert.deepEqual(r.steered, { 'served:B': 60 });
     assert.equal(r.onOldSteered, 0);
-    assert.deepEqual(r.surviving, [3, 4], 'slot 5 moves into slot 1: not a target across the shutdown');
-    assert.deepEqual(r.left, { slot: 1, moved: 5 });
-    assert.deepEqual(r.afterLeave, { 'served:B': 60 });
+    assert.deepEqual(r.retired, { slot: 1, moved: 5, window: false }, 'the last socket moved into slot 1; a program was right throughout');
+    assert.deepEqual(r.slots, [0, 5, 2, 3, 4]);
+    assert.deepEqual(r.afterLeave, { 'served:B': 90 }, 'during and after the retirement');
     assert.equal(r.onOldAfterLeave, 0);
     assert.ok(r.naiveOnOld > 0, '"random % N + N" after a leave reaches an old listener');
+  });
+
+  it('drain: requests half-open when steering began finish on the old listeners before they are retired', async (t) => {
+    if (!needsRoot(t) || !nftOrSkip(t)) return;
+    let hold: HandshakeHold | undefined;
+    const r = await scenario(t, STEERING, ['drain', String(PORT)], {
+      unprivileged: true,
+      onStep: async (name, ns) => {
+        if (name === 'listening') hold = await HandshakeHold.start(ns, PORT);
+        if (name === 'steered') await hold?.releaseAfter(HOLD_MS);
+      },
+    });
+    assert.equal(r.captured, 10);
+    assert.equal(r.wait.gone, true);
+    assert.deepEqual(r.held, { 'served:A': 10 }, 'answered by the old generation, none reset');
+    assert.deepEqual(r.later, { 'served:B': 40 }, 'everything opened after the steering went to the new one');
   });
 });
 
