@@ -16,7 +16,7 @@
 // Every leave of the group must go through retire() (or left() when a
 // socket was shut down elsewhere), or the model goes wrong.
 
-import { attachReuseportCbpf, detachReuseportBpf } from '../sys/index.js';
+import { attachReuseportCbpf, detachReuseportBpf, isNotSupported } from '../sys/index.js';
 import { ReuseportLayout } from './layout.js';
 import { steerToSlots } from './steering.js';
 
@@ -82,11 +82,23 @@ export class SteeredGroup {
     return this.retire(fd, () => undefined);
   }
 
-  /** Takes the program off the group (the kernel's hash decides again); false when none was attached. */
+  /**
+   * Takes the program off the group (the kernel's hash decides again); false
+   * when none was attached. Before Linux 5.3 (no SO_DETACH_REUSEPORT_BPF)
+   * it attaches a uniform pick over the current members instead, which a
+   * later leave turns into the hash for the moved slot.
+   */
   detach(): boolean {
     const anchor = this.layout.slots[0];
     this.#targets = [];
-    return anchor === undefined ? false : detachReuseportBpf(anchor, `fd ${anchor} (steered group)`);
+    if (anchor === undefined) return false;
+    try {
+      return detachReuseportBpf(anchor, `fd ${anchor} (steered group)`);
+    } catch (err) {
+      if (!isNotSupported(err)) throw err;
+      this.#attach(this.layout.slots.map((_, slot) => slot));
+      return true;
+    }
   }
 
   // Through any member but the one about to leave: a socket out of the group would take the program into a group of its own.

@@ -175,6 +175,7 @@ describe('classic BPF steering (strategy drain), no capabilities', () => {
     assert.deepEqual(r.afterLeave, { 'served:B': 90 }, 'during and after the retirement');
     assert.equal(r.onOldAfterLeave, 0);
     assert.ok(r.naiveOnOld > 0, '"random % N + N" after a leave reaches an old listener');
+    assert.deepEqual(r.detached, [true, false], 'detach takes the program off, once');
   });
 
   it('drain: requests half-open when steering began finish on the old listeners before they are retired', async (t) => {

@@ -111,7 +111,9 @@ async function steer(port: number) {
     attachReuseportCbpf(old[0]!.fd, steerToNew(2, 3));
     const third = await connectMany(60, port);
     clients.push(...third);
+    const detached = [group.detach(), group.detach()];
     return {
+      detached,
       capEff: effectiveCapabilities().effective.toString(16), steered, onOldSteered, retired: { ...retired, moved: ls.findIndex((l) => l.fd === retired.moved) },
       slots, afterLeave, onOldAfterLeave, naiveOnOld: onOld() - onOldAfterLeave,
     };
