@@ -17,7 +17,7 @@ import { passProgram, ReuseportProgram } from '../../src/bpf/index.js';
 import { countSynRecv, HalfOpenSnapshot, listenerSpec, openListener, openListeners, socketAddress } from '../../src/net/index.js';
 import type { Listener, ListenerSpec } from '../../src/net/index.js';
 import {
-  attachReuseportEbpf, close, constants as C, isNotSupported, listen, loadProgram, VerifierError,
+  attachReuseportEbpf, close, constants as C, isNotSupported, listen, loadProgram, socketCookie, VerifierError,
 } from '../../src/sys/index.js';
 import { Assembler, R0, R1 } from '../../src/bpf/asm.js';
 import { Client, connectMany, counterDelta, finish, serve, sleep, step, tally, tcpExt, until } from './scenario-kit.js';
@@ -186,12 +186,35 @@ async function facts(port: number) {
     return {
       notListening, attachNotListening, slots: slots.map(String), afterRelease, queuedOnAAfterRelease,
       withLateJoiner: await tally(more), attachBeforeJoining: attachBeforeJoining(spec, port), verifier: verifierRefusal(),
+      switches: switches(port + 1),
     };
   } finally {
     for (const c of clients) c.socket.destroy();
     for (const s of servers) s.close();
     program.release();
     for (const l of [a, b, late]) l.close();
+  }
+}
+
+/** setActive() on overlapping sets: which socket ends up in which slot (as x, y, z). */
+function switches(port: number): string[][] {
+  const spec = listenerSpec({ address: socketAddress('127.0.0.1', port, 4), backlog: BACKLOG });
+  const ls = openListeners(spec, 3, port);
+  const program = ReuseportProgram.load({ name: 'switches', capacity: 4 });
+  try {
+    for (const l of ls) listen(l.fd, BACKLOG);
+    program.attach(ls[0]!.fd);
+    const names = new Map(ls.map((l, i) => [socketCookie(l.fd), 'xyz'[i]!]));
+    const [x, y, z] = ls.map((l) => l.fd) as [number, number, number];
+    const seen: string[][] = [];
+    for (const set of [[x, y], [y, z], [y], [z, x, y], []]) {
+      program.setActive(set);
+      seen.push(program.slots().map((c) => (c === null ? '-' : (names.get(c) ?? '?'))));
+    }
+    return seen;
+  } finally {
+    program.release();
+    for (const l of ls) l.close();
   }
 }
 

@@ -144,6 +144,7 @@ describe('eBPF select-or-migrate (strategy bpf), tcp_migrate_req=0', () => {
     assert.equal(r.queuedOnAAfterRelease, 0);
     assert.deepEqual(r.withLateJoiner, { 'served:B': 20 }, 'a socket outside the map gets nothing');
     assert.match(r.attachBeforeJoining, /listen .*: EADDRINUSE/);
+    assert.deepEqual(r.switches, [['x', 'y'], ['z', 'y'], ['y'], ['y', 'z', 'x'], []], 'kept sockets keep their slot; surplus slots are cleared');
     assert.equal(r.verifier.isVerifier, true);
     assert.match(r.verifier.message, /^bpf BPF_PROG_LOAD bad: EACCES; verifier log:\n/);
     assert.match(r.verifier.message, /R0 !read_ok/);
