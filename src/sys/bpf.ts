@@ -13,7 +13,8 @@ import {
 import { SyscallError } from './errno.js';
 import { call, DataType, libc } from './libc.js';
 import type { Result } from './libc.js';
-import { NativeBlock, withNative } from './native.js';
+import { withNative } from './native.js';
+import type { NativeBlock } from './native.js';
 import { NotSupportedError } from './not-supported.js';
 
 const ENOENT = 2;
@@ -152,28 +153,21 @@ export function loadProgram(spec: ProgramSpec): number {
     throw new RangeError(`program ${spec.name}: instructions must be a non-empty multiple of 8 bytes`);
   }
   const target = `BPF_PROG_LOAD ${spec.name}`;
-  const insns = NativeBlock.from(spec.instructions);
-  const license = NativeBlock.from(Buffer.from(`${spec.license}\0`, 'latin1'));
-  const log = new NativeBlock(spec.logSize);
-  try {
+  return withNative([spec.instructions, Buffer.from(`${spec.license}\0`, 'latin1'), Buffer.alloc(spec.logSize)], ([insns, license, log]) => {
     const attr = Buffer.alloc(BPF_ATTR_SIZE);
     attr.writeUInt32LE(spec.type, A.progType);
     attr.writeUInt32LE(spec.instructions.length / 8, A.insnCnt);
-    attr.writeBigUInt64LE(insns.address, A.insns);
-    attr.writeBigUInt64LE(license.address, A.license);
+    attr.writeBigUInt64LE(insns!.address, A.insns);
+    attr.writeBigUInt64LE(license!.address, A.license);
     attr.writeUInt32LE(1, A.logLevel);
     attr.writeUInt32LE(spec.logSize, A.logSize);
-    attr.writeBigUInt64LE(log.address, A.logBuf);
+    attr.writeBigUInt64LE(log!.address, A.logBuf);
     objectName(spec.name).copy(attr, A.progName);
     attr.writeUInt32LE(spec.expectedAttachType, A.expectedAttachType);
     const r = rawBpf(BPF_PROG_LOAD, attr);
     if (r.value >= 0) return r.value;
-    throw notSupported(r.errnoCode, `loading eBPF program ${spec.name}`) ?? new VerifierError(r.errnoCode, target, cString(log.read()));
-  } finally {
-    insns.free();
-    license.free();
-    log.free();
-  }
+    throw notSupported(r.errnoCode, `loading eBPF program ${spec.name}`) ?? new VerifierError(r.errnoCode, target, cString(log!.read()));
+  });
 }
 
 /** SO_ATTACH_REUSEPORT_EBPF: the program decides for the socket's whole reuseport group. */
