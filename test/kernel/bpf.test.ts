@@ -26,6 +26,8 @@ interface ScenarioOptions {
   readonly migrateReq?: 0 | 1;
   /** Run with no capabilities at all, as a Kubernetes pod's master would. */
   readonly unprivileged?: boolean;
+  /** Run with only these capabilities (setpriv names, e.g. "bpf"). */
+  readonly only?: readonly string[];
   /** Mount /proc/sys read-only for the scenario, as container runtimes do. */
   readonly readOnlySysctl?: boolean;
   readonly onStep?: (name: string, ns: Netns) => Promise<void>;
@@ -38,6 +40,7 @@ async function scenario(t: TestContext, script: string, args: string[], options:
     await ns.sysctl('net.ipv4.tcp_migrate_req', options.migrateReq ?? 0);
     let argv = [process.execPath, '--import', 'tsx', script, ...args];
     if (options.unprivileged) argv = ['setpriv', '--inh-caps=-all', '--bounding-set=-all', ...argv];
+    if (options.only) argv = ['setpriv', '--inh-caps=-all', `--bounding-set=-all,${options.only.map((c) => `+${c}`).join(',')}`, ...argv];
     if (options.readOnlySysctl) {
       argv = ['unshare', '-m', 'sh', '-c', 'mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && exec "$@"', 'sh', ...argv];
     }
@@ -230,6 +233,19 @@ describe('probes, canaries and the choice', () => {
     assert.match(r.choices.migrate, /^error: strategy migrate .*net.ipv4.tcp_migrate_req = 1.*read-only file system/);
     assert.equal(r.choices.drain, 'drain');
     assert.equal(r.choices.none, 'none');
+  });
+
+  it('a pod granted CAP_BPF alone gets bpf; CAP_NET_ADMIN alone does not load the program', async (t) => {
+    if (!needsRoot(t)) return;
+    const bpf = await scenario(t, STEERING, ['probe'], { only: ['bpf'], readOnlySysctl: true });
+    assert.deepEqual(bpf.probe.capabilities.names, ['CAP_BPF']);
+    assert.equal(bpf.probe.ebpf, 'ok');
+    assert.equal(bpf.probe.canary.ebpf.status, 'passed');
+    assert.equal(bpf.choices.auto, 'bpf');
+    const netAdmin = await scenario(t, STEERING, ['probe'], { only: ['net_admin'], readOnlySysctl: true });
+    assert.deepEqual(netAdmin.probe.capabilities.names, ['CAP_NET_ADMIN']);
+    assert.match(netAdmin.probe.ebpf, /needs CAP_BPF or CAP_SYS_ADMIN/);
+    assert.equal(netAdmin.choices.auto, 'inherit');
   });
 
   it('root without capabilities may still write the sysctl when /proc/sys is writable', async (t) => {
