@@ -3,7 +3,7 @@
 // NAME PORT`), with handover's own listeners (src/net openListeners, sys
 // listen) and the real kernel. Prints its steps and its result as JSON lines.
 //
-//   migrate PORT    >= 50 connections queued on old listeners migrate to the
+//   migrate PORT    (migrate6: on ::1) >= 50 connections queued on old listeners migrate to the
 //                   active set only; new SYNs never reach the old listeners
 //   drop PORT       drop mode: what migrates is refused and counted
 //   half-open PORT  requests kept half-open by the test's nftables rule
@@ -34,12 +34,12 @@ interface Group {
 }
 
 /** OLD listeners in LISTEN that nobody accepts from (stopped workers), NEW ones not yet listening, the program on the group. */
-function group(port: number): Group {
-  const spec = listenerSpec({ address: socketAddress('127.0.0.1', port, 4), backlog: BACKLOG });
+function group(port: number, host = '127.0.0.1'): Group {
+  const spec = listenerSpec({ address: socketAddress(host, port, host.includes(':') ? 6 : 4), backlog: BACKLOG });
   const all = openListeners(spec, OLD + NEW, port);
   const old = all.slice(0, OLD);
   for (const l of old) listen(l.fd, BACKLOG);
-  const program = ReuseportProgram.load({ name: `127.0.0.1:${port}` });
+  const program = ReuseportProgram.load({ name: spec.address.text });
   program.attach(old[0]!.fd);
   program.setActive(old.map((l) => l.fd));
   return { old, fresh: all.slice(OLD), servers: [], program };
@@ -59,17 +59,17 @@ function release(g: Group, clients: readonly Client[]): void {
   for (const l of [...g.old, ...g.fresh]) l.close();
 }
 
-async function migrate(port: number) {
-  const g = group(port);
+async function migrate(port: number, host = '127.0.0.1') {
+  const g = group(port, host);
   const clients: Client[] = [];
   try {
     const before = tcpExt();
-    clients.push(...(await connectMany(60, port)));
+    clients.push(...(await connectMany(60, port, host)));
     await until(() => queuedOn(g.old) === 60, '60 connections queued on the old listeners');
     const queuedAtCutover = queuedOn(g.old);
     const perOld = g.old.map((l) => l.queue()?.queued ?? 0);
     await activateNew(g);
-    const fresh = await connectMany(40, port);
+    const fresh = await connectMany(40, port, host);
     clients.push(...fresh);
     const freshOutcomes = await tally(fresh);
     const oldAfterNewSyns = queuedOn(g.old);
@@ -77,7 +77,7 @@ async function migrate(port: number) {
     const during: Client[] = [];
     const load = (async () => {
       for (let i = 0; i < 40; i++) {
-        during.push(new Client(port));
+        during.push(new Client(port, host));
         await sleep(1);
       }
     })();
@@ -263,7 +263,9 @@ async function main(): Promise<void> {
   const [name, portText] = process.argv.slice(2);
   const port = Number(portText);
   const base = { tcpMigrateReq: Number(readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8')) };
-  const scenarios: Record<string, (port: number) => Promise<object>> = { migrate, drop, 'half-open': halfOpen, facts };
+  const scenarios: Record<string, (port: number) => Promise<object>> = {
+    migrate, 'migrate6': (p) => migrate(p, '::1'), drop, 'half-open': halfOpen, facts,
+  };
   const run = scenarios[name ?? ''];
   if (run === undefined) throw new Error(`unknown scenario ${name}`);
   finish({ ...base, ...(await run(port)) });

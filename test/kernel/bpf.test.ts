@@ -103,6 +103,15 @@ describe('eBPF select-or-migrate (strategy bpf), tcp_migrate_req=0', () => {
     assert.equal(r.migrateReqFailure, 0);
   });
 
+  it('the same on IPv6', async (t) => {
+    if (!needsRoot(t)) return;
+    const r = await scenario(t, BPF, ['migrate6', String(PORT)]);
+    assert.equal(r.oldAfterNewSyns, 60);
+    assert.deepEqual(r.oldOutcomes, { 'served:B': 60 });
+    assert.deepEqual(r.duringOutcomes, { 'served:B': 40 });
+    assert.deepEqual(r.counters, { migrated: 60, dropped: 0, fallback: 0 });
+  });
+
   it('drop mode refuses what migrates and counts it; new SYNs still reach the new set', async (t) => {
     if (!needsRoot(t)) return;
     const r = await scenario(t, BPF, ['drop', String(PORT)]);
