@@ -186,13 +186,36 @@ async function facts(port: number) {
     return {
       notListening, attachNotListening, slots: slots.map(String), afterRelease, queuedOnAAfterRelease,
       withLateJoiner: await tally(more), attachBeforeJoining: attachBeforeJoining(spec, port), verifier: verifierRefusal(),
-      switches: switches(port + 1),
+      switches: switches(port + 1), hole: await hole(port + 2),
     };
   } finally {
     for (const c of clients) c.socket.destroy();
     for (const s of servers) s.close();
     program.release();
     for (const l of [a, b, late]) l.close();
+  }
+}
+
+/** An active listener shut down: the kernel empties its slot, and the program's second try covers it. */
+async function hole(port: number) {
+  const spec = listenerSpec({ address: socketAddress('127.0.0.1', port, 4), backlog: BACKLOG });
+  const ls = openListeners(spec, 3, port);
+  const program = ReuseportProgram.load({ name: 'hole' });
+  const servers: net.Server[] = [];
+  const clients: Client[] = [];
+  try {
+    for (const [i, l] of ls.entries()) servers.push(await serve(l.fd, `B${i}`));
+    program.attach(ls[0]!.fd);
+    program.setActive(ls.map((l) => l.fd));
+    ls[1]!.shutdown();
+    const slots = program.slots().map((c) => (c === null ? null : 'socket'));
+    clients.push(...(await connectMany(30, port)));
+    return { slots, outcomes: await tally(clients), counters: program.counters() };
+  } finally {
+    for (const c of clients) c.socket.destroy();
+    for (const s of servers) s.close();
+    program.release();
+    for (const l of ls) l.close();
   }
 }
 

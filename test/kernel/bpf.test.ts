@@ -156,6 +156,10 @@ describe('eBPF select-or-migrate (strategy bpf), tcp_migrate_req=0', () => {
     assert.equal(r.queuedOnAAfterRelease, 0);
     assert.deepEqual(r.withLateJoiner, { 'served:B': 20 }, 'a socket outside the map gets nothing');
     assert.match(r.attachBeforeJoining, /listen .*: EADDRINUSE/);
+    assert.deepEqual(r.hole.slots, ['socket', null, 'socket'], 'a shut-down listener leaves the map by itself');
+    assert.equal(r.hole.outcomes['served:B1'], undefined);
+    assert.equal((r.hole.outcomes['served:B0'] ?? 0) + (r.hole.outcomes['served:B2'] ?? 0), 30, 'the empty slot costs nothing');
+    assert.equal(r.hole.counters.fallback, 0, 'the next slot was taken instead');
     assert.deepEqual(r.switches, [['x', 'y'], ['z', 'y'], ['y'], ['y', 'z', 'x'], []], 'kept sockets keep their slot; surplus slots are cleared');
     assert.equal(r.verifier.isVerifier, true);
     assert.match(r.verifier.message, /^bpf BPF_PROG_LOAD bad: EACCES; verifier log:\n/);
