@@ -19,3 +19,12 @@ export {
 export type { Capability, CapabilitySets } from './capabilities.js';
 export { parseCredentials, readCredentials } from './proc-status.js';
 export type { Credentials } from './proc-status.js';
+export {
+  attachReuseportCbpf, attachReuseportEbpf, BPF_CAPABILITY, bpfSyscallNumber, createMap, detachReuseportBpf,
+  loadProgram, mapDelete, mapLookup, mapUpdate, VerifierError,
+} from './bpf.js';
+export type { MapSpec, ProgramSpec } from './bpf.js';
+export { NotSupportedError, isNotSupported } from './not-supported.js';
+export type { Requirement } from './not-supported.js';
+export { atLeast, effectiveCapabilities, kernelVersion, parseCapabilities, parseKernelRelease } from './kernel.js';
+export type { Capabilities, KernelVersion } from './kernel.js';
