@@ -4,6 +4,8 @@
 // session ticket key. Validated by hand, like the rest of the worker
 // protocol (zod is kept off the worker's start-up path).
 
+import { object as objectOf, ProtocolError, type Obj } from './fields.js';
+
 export interface WorkerTlsPair {
   readonly cert: string;
   /** Unencrypted PKCS#8 PEM: the master decrypted it. */
@@ -53,16 +55,11 @@ export interface ServedCertificate {
 export const TICKET_KEY_BYTES = 48;
 
 /** A malformed TLS part of a master message (the worker logs it and ignores the message). */
-export class TlsPayloadError extends Error {
+export class TlsPayloadError extends ProtocolError {
   override name = 'TlsPayloadError';
 }
 
-type Obj = Record<string, unknown>;
-
-function object(v: unknown, what: string): Obj {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new TlsPayloadError(`${what}: expected an object`);
-  return v as Obj;
-}
+const object = (v: unknown, what: string): Obj => objectOf(v, what, TlsPayloadError);
 
 function str(o: Obj, key: string, what: string): string {
   const v = o[key];

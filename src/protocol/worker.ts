@@ -2,9 +2,12 @@
 // module shares `{ act, seq, ack }`). Every request that expects an answer
 // carries a sequence number; the asking side holds the deadline.
 //
-// Validated by hand, not with zod: a worker loads this on every spawn, and
-// zod cost ~60 ms of CPU per worker start (bench/), a third of a reload.
+// Validated by hand (fields.ts), not with zod: a worker loads this on every
+// spawn, and zod cost ~60 ms of CPU per worker start (bench/), a third of a reload.
+import { int, num, object, ProtocolError, str, strings } from './fields.js';
 import { parseTicketKey, parseTlsRotate, parseWorkerTls, type TlsRotateMessage, type WorkerTls } from './tls.js';
+
+export { ProtocolError };
 
 export interface WorkerListener {
   readonly fd: number;
@@ -86,41 +89,6 @@ export type WorkerMessage =
  */
 export const WORKER_EXIT_REASONS = ['drained', 'exited', 'crashed', 'failed_start', 'spawn_failed', 'killed', 'heartbeat'] as const;
 export type WorkerExitReason = (typeof WORKER_EXIT_REASONS)[number];
-
-export class ProtocolError extends Error {
-  override name = 'ProtocolError';
-}
-
-type Obj = Record<string, unknown>;
-
-function object(v: unknown, what: string): Obj {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ProtocolError(`${what}: expected an object`);
-  return v as Obj;
-}
-
-function int(o: Obj, key: string, min = 0): number {
-  const v = o[key];
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new ProtocolError(`${key}: expected an integer >= ${min}`);
-  return v;
-}
-
-function num(o: Obj, key: string): number {
-  const v = o[key];
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ProtocolError(`${key}: expected a number >= 0`);
-  return v;
-}
-
-function str(o: Obj, key: string): string {
-  const v = o[key];
-  if (typeof v !== 'string') throw new ProtocolError(`${key}: expected a string`);
-  return v;
-}
-
-function strings(o: Obj, key: string): string[] {
-  const v = o[key];
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new ProtocolError(`${key}: expected a list of strings`);
-  return v as string[];
-}
 
 function listener(v: unknown): WorkerListener {
   const o = object(v, 'listener');
