@@ -251,6 +251,8 @@ export class Supervisor implements ReloadHost {
         return { fd: l.fd, address: l.spec.address.text, backlog: l.spec.backlog, ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}) };
       }),
       env: config.env,
+      nodeArgs: config.nodeArgs,
+      ...(config.cwd === undefined ? {} : { cwd: config.cwd }),
       drainTimeoutMs: config.reload.drainTimeoutMs,
       ...generation.identity,
       log: this.log,

@@ -41,6 +41,10 @@ export interface WorkerOptions {
     readonly tls?: { readonly cert: string; readonly key: string };
   }[];
   readonly env: Readonly<Record<string, string>>;
+  /** Options for the worker's node (config node_args), before the worker entry. */
+  readonly nodeArgs?: readonly string[];
+  /** The worker's working directory (config cwd); unset: the master's. */
+  readonly cwd?: string;
   readonly drainTimeoutMs: number;
   readonly uid?: number;
   readonly gid?: number;
@@ -86,8 +90,9 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
     this.index = options.index;
     const stdio: (number | 'ignore' | 'inherit' | 'ipc')[] = ['ignore', 'inherit', 'inherit', 'ipc'];
     options.listeners.forEach((l) => stdio.push(l.fd));
-    this.child = spawn(process.execPath, [WORKER_ENTRY], {
+    this.child = spawn(process.execPath, [...(options.nodeArgs ?? []), WORKER_ENTRY], {
       stdio,
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
       // A process group of its own: a terminal's ^C reaches only the master,
       // and an orphaned group's SIGHUP cannot kill workers mid-drain.
       detached: true,
