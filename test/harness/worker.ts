@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT } from './master.js';
+import { waitInList } from './wait.js';
 import { listenerSpec, openListener, type Listener } from '../../src/net/index.js';
 import { socketAddress } from '../../src/sys/index.js';
 
@@ -95,27 +96,15 @@ export class TestWorker {
 
   /** Waits for a message of `type` (the first one after `from`). */
   waitFor(type: string, timeoutMs = 15_000, from = 0): Promise<Message> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        const found = this.messages.slice(from).find((m) => m.type === type);
-        if (found) {
-          done();
-          resolve(found);
-        } else if (this.child.exitCode !== null || this.child.signalCode !== null) {
-          done();
-          reject(new Error(`worker exited (${this.child.exitCode ?? this.child.signalCode}) before '${type}'; messages ${JSON.stringify(this.messages)}; stderr ${this.stderr}; stdout ${this.stdout}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`no '${type}' within ${timeoutMs} ms; messages ${JSON.stringify(this.messages)}; stdout ${this.stdout}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-      check();
+    return waitInList({
+      items: this.messages,
+      from,
+      match: (m) => m.type === type,
+      child: this.child,
+      waiters: this.waiters,
+      timeoutMs,
+      exited: () => `worker exited (${this.child.exitCode ?? this.child.signalCode}) before '${type}'; messages ${JSON.stringify(this.messages)}; stderr ${this.stderr}; stdout ${this.stdout}`,
+      late: () => `no '${type}' within ${timeoutMs} ms; messages ${JSON.stringify(this.messages)}; stdout ${this.stdout}`,
     });
   }
 
