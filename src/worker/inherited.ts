@@ -197,10 +197,15 @@ const LISTEN_HINT_MS = 2_000;
  * Resolves once every configured address listens. Rejects at the deadline
  * with the addresses still missing and what to do about them.
  */
-export async function waitForListening(sockets: InheritedListeners, file: string, hint: (line: string) => void): Promise<void> {
+export async function waitForListening(
+  sockets: InheritedListeners,
+  file: string,
+  hint: (line: string) => void,
+  deadlineMs = LISTEN_DEADLINE_MS,
+): Promise<void> {
   const timers: NodeJS.Timeout[] = [];
   const late = new Promise<never>((_, reject) => {
-    timers.push(setTimeout(() => hint(`waiting for ${file} to listen on ${sockets.missing().join(', ')}`), LISTEN_HINT_MS));
+    timers.push(setTimeout(() => hint(`waiting for ${file} to listen on ${sockets.missing().join(', ')}`), Math.min(LISTEN_HINT_MS, deadlineMs / 2)));
     timers.push(
       setTimeout(() => {
         const missing = sockets.missing();
@@ -208,8 +213,8 @@ export async function waitForListening(sockets: InheritedListeners, file: string
         const what = sockets.claimed
           ? `${file} listened, but not on ${missing.join(', ')}: listen on port ${ports} as well (or remove the address from listen:)`
           : `${file} neither exports a request listener or { handler } nor called listen(${ports}) for ${missing.join(', ')}`;
-        reject(new Error(`${what}; waited ${LISTEN_DEADLINE_MS / 1000} s`));
-      }, LISTEN_DEADLINE_MS),
+        reject(new Error(`${what}; waited ${deadlineMs / 1000} s`));
+      }, deadlineMs),
     );
   });
   try {
