@@ -77,11 +77,11 @@ export class InheritedListeners {
     } as NetServer['listen'];
   }
 
-  /** Handover's own server for a configured address. */
-  serve(server: NetServer, address: string): void {
-    const slot = this.slots.find((s) => s.listener.address === address);
-    if (!slot) throw new Error(`no inherited socket for ${address}`);
-    if (slot.owner) throw new Error(`${address} already has a server`);
+  /** Handover's own server for one of the inherited sockets. */
+  serve(server: NetServer, listener: WorkerListener): void {
+    const slot = this.slots.find((s) => s.listener.fd === listener.fd);
+    if (!slot) throw new Error(`no inherited socket fd ${listener.fd} (${listener.address})`);
+    if (slot.owner) throw new Error(`${listener.address} (fd ${listener.fd}) already has a server`);
     if (slot.closed) return;
     this.give(server, [slot], undefined);
   }

@@ -6,12 +6,15 @@
 import type { Server } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import {
+  envelope,
   errorInfo,
+  openEnvelope,
   parseMasterMessage,
   type CloseMessage,
   type DrainMessage,
   type FailurePhase,
   type StartMessage,
+  type WorkerListener,
   type WorkerMessage,
 } from '../protocol/worker.js';
 import { loadApp, type App, type AppContext } from './app.js';
@@ -50,7 +53,7 @@ let starting: Promise<void> = Promise.resolve();
 function send(message: WorkerMessage): Promise<void> {
   return new Promise((resolve) => {
     if (!process.connected || !process.send) return resolve();
-    process.send(message, undefined, {}, () => resolve());
+    process.send(envelope(message), undefined, {}, () => resolve());
   });
 }
 
@@ -72,10 +75,10 @@ function track(address: string, listening: Server, http: Server): void {
 
 /** Handover's own servers, one per address, for a handler app: created, set up, then listening. */
 async function listenForHandler(app: App & { kind: 'handler' }, msg: StartMessage, context: AppContext): Promise<void> {
-  const made: [string, Server][] = [];
-  for (const l of msg.listeners) made.push([l.address, await createServerFor(l, app.handler)]);
+  const made: [WorkerListener, Server][] = [];
+  for (const l of msg.listeners) made.push([l, await createServerFor(l, app.handler)]);
   for (const [, server] of made) await app.setup?.(server, context);
-  for (const [address, server] of made) inherited?.serve(server, address);
+  for (const [listener, server] of made) inherited?.serve(server, listener);
 }
 
 async function start(msg: StartMessage): Promise<void> {
@@ -164,19 +167,21 @@ async function startDrain(timeoutMs: number, onStopped: () => void = () => {}, k
 }
 
 function onDrain(msg: DrainMessage): void {
-  void startDrain(msg.drainTimeoutMs, () => void send({ type: 'ack', seq: msg.seq }), msg.keep);
+  void startDrain(msg.drainTimeoutMs, () => void send({ type: 'ack', seq: msg.seq, result: 'ok' }), msg.keep);
 }
 
 function onClose(msg: CloseMessage): void {
   inherited?.stop(msg.addresses);
   for (const t of trackers) if (msg.addresses.includes(t.address)) t.stopAccepting();
-  void send({ type: 'ack', seq: msg.seq });
+  void send({ type: 'ack', seq: msg.seq, result: 'ok' });
 }
 
 process.on('message', (raw: unknown) => {
+  const inner = openEnvelope(raw);
+  if (inner === undefined) return; // the app's own IPC traffic
   let msg;
   try {
-    msg = parseMasterMessage(raw);
+    msg = parseMasterMessage(inner);
   } catch (err) {
     void log().then((l) => l.error({ err }, 'invalid message from master'));
     return;

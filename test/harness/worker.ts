@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { ROOT } from './master.js';
 import { waitInList } from './wait.js';
 import { listenerSpec, openListener, type Listener } from '../../src/net/index.js';
+import { envelope, openEnvelope } from '../../src/protocol/worker.js';
 import { socketAddress } from '../../src/sys/index.js';
 
 export const WORKER_MAIN = join(ROOT, 'dist/worker/main.js');
@@ -49,7 +50,9 @@ export class TestWorker {
     this.child = spawn(process.execPath, [WORKER_MAIN], { stdio, env: { ...process.env, HANDOVER_LOG_PRETTY: '0', ...extra } });
     this.child.stdout?.setEncoding('utf8').on('data', (d: string) => (this.stdout += d));
     this.child.stderr?.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
-    this.child.on('message', (m: Message) => {
+    this.child.on('message', (raw: unknown) => {
+      const m = openEnvelope(raw) as Message | undefined;
+      if (m === undefined) return;
       this.messages.push(m);
       for (const w of this.waiters) w();
     });
@@ -57,7 +60,7 @@ export class TestWorker {
     void this.exited.then(() => {
       for (const w of this.waiters) w();
     });
-    this.child.send({
+    this.child.send(envelope({
       type: 'start',
       generation: 1,
       index: 0,
@@ -70,7 +73,7 @@ export class TestWorker {
       })),
       drainTimeoutMs: options.drainTimeoutMs ?? 5_000,
       heartbeatMs: 1_000,
-    });
+    }));
   }
 
   /** Opens the sockets (bound, not listening) and spawns the worker on them. */
@@ -116,7 +119,7 @@ export class TestWorker {
   async drain(drainTimeoutMs = 5_000, keep: string[] = []): Promise<Message> {
     const seq = ++this.seq;
     const from = this.messages.length;
-    this.child.send({ type: 'drain', seq, drainTimeoutMs, keep });
+    this.child.send(envelope({ type: 'drain', seq, drainTimeoutMs, keep }));
     return this.waitFor('ack', 5_000, from);
   }
 
