@@ -29,7 +29,8 @@ function configOf(example: string, app?: string, workers = 2): string {
   const text = readFileSync(file, 'utf8')
     .replace(/^app: (.+)$/m, (_, path: string) => `app: ${app ?? resolve(dirname(file), path.trim())}`)
     .replace(/^workers: .+$/m, `workers: ${workers}`);
-  return `${text}reload:\n  watch: false\n  drain_timeout: 5s\n`;
+  // settle 0s: these reloads are about the apps, not about proving new workers.
+  return `${text}reload:\n  watch: false\n  drain_timeout: 5s\n  settle: 0s\n`;
 }
 
 const portOf = (yaml: string): number => Number(/address: 127\.0\.0\.1:(\d+)/.exec(yaml)?.[1]);
