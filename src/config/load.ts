@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { LineCounter, isMap, isNode, isScalar, parseDocument, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 import { defaultControlSocket, socketPathProblem } from './control-path.js';
+import { appModuleProblem, loaderProblem, loaders } from './app-module.js';
 import { autoWorkers } from './cpu-quota.js';
 import { configSchema, knownKeys, type ConfigDocument } from './schema.js';
 import type { Config, TlsFiles, TlsPairFiles } from './types.js';
@@ -125,6 +126,8 @@ function toConfig(d: ConfigDocument, file: string, dir: string, controlSocket: s
     ...(d.group !== undefined ? { group: d.group } : {}),
     log: { level: d.log.level, format: d.log.format },
     env: { ...d.env },
+    nodeArgs: [...d.node_args],
+    ...(d.cwd !== undefined ? { cwd: resolve(dir, d.cwd) } : {}),
   };
 }
 
@@ -237,6 +240,7 @@ function checkReferencedFiles(source: Located, raw: unknown, dir: string): void 
     }
   };
   check(['app'], 'app file');
+  checkWorkerProcess(source, raw, dir);
   const listen = valueAt(raw, ['listen']);
   if (!Array.isArray(listen)) return;
   listen.forEach((_, i) => {
@@ -249,6 +253,32 @@ function checkReferencedFiles(source: Located, raw: unknown, dir: string): void 
       check(['listen', i, 'tls', 'sni', name, 'key'], 'key file');
     }
   });
+}
+
+/** cwd must be a directory; the app's extension must be one the workers' node can load with node_args. */
+function checkWorkerProcess(source: Located, raw: unknown, dir: string): void {
+  const cwdValue = valueAt(raw, ['cwd']);
+  let cwd: string | undefined = process.cwd();
+  if (typeof cwdValue === 'string' && cwdValue !== '') {
+    cwd = resolve(dir, cwdValue);
+    const st = statSync(cwd, { throwIfNoEntry: false });
+    if (!st?.isDirectory()) {
+      source.add(['cwd'], `${st ? 'not a directory' : 'directory not found'}: ${cwd}`);
+      cwd = undefined;
+    }
+  }
+  const args = valueAt(raw, ['node_args']);
+  const nodeArgs = Array.isArray(args) && args.every((a) => typeof a === 'string') ? (args as string[]) : [];
+  const app = valueAt(raw, ['app']);
+  if (typeof app === 'string' && app !== '') {
+    const problem = appModuleProblem(resolve(dir, app), nodeArgs);
+    if (problem) source.add(['app'], problem);
+  }
+  if (cwd === undefined) return;
+  for (const { index, specifier } of loaders(nodeArgs)) {
+    const problem = loaderProblem(specifier, cwd);
+    if (problem) source.add(['node_args', index], problem);
+  }
 }
 
 function resolveControlSocket(source: Located, raw: unknown, file: string, dir: string): string | undefined {

@@ -195,6 +195,14 @@ const envValue = z
   .transform(String)
   .refine((v) => !v.includes('\0'), 'environment values cannot contain NUL');
 
+// One argument per item, as execArgv takes them: "--import tsx" in one item
+// would reach Node as a single unknown option.
+const nodeArg = z
+  .string({ error: 'expected a Node.js option, e.g. "--max-old-space-size=512"' })
+  .min(1, 'must not be empty')
+  .refine((v) => !v.includes('\0'), 'node arguments cannot contain NUL')
+  .refine((v) => !(v.startsWith('-') && /\s/.test(v)), 'one argument per item: write ["--import", "tsx"] or "--import=tsx"');
+
 const account = (what: string) =>
   z
     .union([z.string().min(1, 'must not be empty'), z.int().min(0, 'must not be negative')], { error: `expected a ${what} name or id` })
@@ -203,7 +211,7 @@ const account = (what: string) =>
 export const configSchema = z
   .strictObject({
     app: path('app module')
-      .meta({ description: 'the app module (compiled JavaScript); relative to this file' }),
+      .meta({ description: 'the app module: a request listener, { handler }, or a file that listens itself; relative to this file' }),
     workers: z
       .union([z.literal('auto'), z.int('must be a whole number').min(1, 'must be at least 1')], {
         error: 'must be a positive integer or "auto"',
@@ -237,6 +245,13 @@ export const configSchema = z
           }),
       })
       .prefault({}),
+    node_args: z
+      .array(nodeArg, { error: 'expected a list of Node.js options, e.g. ["--max-old-space-size=512"]' })
+      .default([])
+      .meta({ description: 'options for the workers\' node, e.g. ["--max-old-space-size=512"]; ["--import", "tsx"] runs TypeScript (development)' }),
+    cwd: path('working directory')
+      .optional()
+      .meta({ description: 'the workers\' working directory (where --import specifiers resolve); relative to this file; default: the master\'s' }),
     env: z
       .record(envName, envValue, {
         // Only for a wrong type: a bad key or value keeps its own message.

@@ -84,4 +84,8 @@ export interface Config {
   readonly group?: string;
   readonly log: { readonly level: LogLevel; readonly format: LogFormatSetting };
   readonly env: Readonly<Record<string, string>>;
+  /** Options for the workers' node, before the worker entry (execArgv). */
+  readonly nodeArgs: readonly string[];
+  /** The workers' working directory (absolute); unset: the master's. */
+  readonly cwd?: string;
 }

@@ -53,6 +53,10 @@ export interface WorkerOptions {
   /** The generation's session ticket key, base64 (with TLS listeners). */
   readonly ticketKey?: string;
   readonly env: Readonly<Record<string, string>>;
+  /** Options for the worker's node (config node_args), before the worker entry. */
+  readonly nodeArgs?: readonly string[];
+  /** The worker's working directory (config cwd); unset: the master's. */
+  readonly cwd?: string;
   readonly drainTimeoutMs: number;
   readonly uid?: number;
   readonly gid?: number;
@@ -110,8 +114,9 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
     options.listeners.forEach((l) => stdio.push(l.fd));
     let child: ChildProcess | undefined;
     try {
-      child = spawn(process.execPath, [WORKER_ENTRY], {
+      child = spawn(process.execPath, [...(options.nodeArgs ?? []), WORKER_ENTRY], {
         stdio,
+        ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
         // A process group of its own: a terminal's ^C reaches only the master,
         // and an orphaned group's SIGHUP cannot kill workers mid-drain.
         detached: true,
