@@ -8,7 +8,8 @@
 // as its file; reload(newConfig) replaces that file, then reloads. The
 // master itself is the one `handover start` runs, used through its public
 // surface only: new Supervisor(config, log), start(), dispatch(), status(),
-// done.
+// done. What `handover start` adds around it for a whole process (systemd,
+// capabilities, reaping as PID 1, the environment) a library leaves alone.
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,17 +81,20 @@ export async function start(config: ConfigOptions, options: StartOptions = {}): 
   try {
     const prepared = await prepare(config, options.dir ?? process.cwd(), file);
     replaceFile(file, prepared.text);
-    const [{ Supervisor }, { forwardSignals }, { createLogger }] = await Promise.all([
+    const [{ Supervisor }, { forwardSignals }, { createLogger }, { workerOutputClosed }] = await Promise.all([
       import('./master/supervisor.js'),
       import('./master/run.js'),
       import('./log/logger.js'),
+      import('./master/worker-output.js'),
     ]);
-    const supervisor = new Supervisor(prepared.config, options.logger ?? createLogger({ level: prepared.config.log.level, name: 'master' }));
+    const log = options.logger ?? createLogger({ level: prepared.config.log.level, format: prepared.config.log.format, name: 'master' });
+    const supervisor = new Supervisor(prepared.config, log);
     const unforward = options.signals ? forwardSignals(supervisor) : () => {};
-    const stopped = supervisor.done.then(() => {
+    const stopped = supervisor.done.then(async () => {
       unforward();
       process.off('exit', cleanup);
       cleanup();
+      await workerOutputClosed(); // the workers' last lines
     });
     try {
       await supervisor.start();

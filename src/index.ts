@@ -12,7 +12,7 @@ export type {
   LogLevelName,
   StrategyName,
 } from './config/options.js';
-export type { App, AppContext, RequestListener } from './worker/app.js';
+export type { AppContext, AppExport as App, Hooks, RequestListener } from './worker/app.js';
 export type {
   DrainFigures,
   EffectiveStrategy,

@@ -4,6 +4,8 @@ import { release } from 'node:os';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
 import { readTcpMigrateReq } from '../metrics/kernel.js';
 import { chooseStrategy, SYSCTL_HINT } from '../net/strategy.js';
+import { checkTls, describeTls } from '../tls/check.js';
+import type { TlsMaterial } from '../tls/material.js';
 import type { Output } from './commands.js';
 
 interface KernelView {
@@ -22,8 +24,10 @@ function kernelView(config: Config): KernelView {
 
 export function check(file: string, kernel: boolean, json: boolean, out: Output): number {
   let config: Config;
+  let tls: ReadonlyMap<string, TlsMaterial>;
   try {
     config = loadConfig(file);
+    tls = checkTls(config); // the validation start and reload run; throws ConfigError
   } catch (err) {
     if (!(json && err instanceof ConfigError)) throw err;
     out(JSON.stringify({ ok: false, file, problems: err.problems }, null, 2));
@@ -38,6 +42,7 @@ export function check(file: string, kernel: boolean, json: boolean, out: Output)
       workers: config.workers,
       listen: config.listen.map((l) => ({ address: l.address.text, tls: l.tls !== undefined })),
       control: config.controlSocket,
+      ...(tls.size > 0 ? { tls: describeTls(tls, config.tls.warnBeforeMs).map((line) => line.trim()) } : {}),
       ...(k ? { kernel: { ...k, requestedStrategy: config.reload.strategy } } : {}),
     };
     out(JSON.stringify(summary, null, 2));
@@ -48,6 +53,7 @@ export function check(file: string, kernel: boolean, json: boolean, out: Output)
   out(`  workers: ${config.workers}`);
   out(`  listen:  ${config.listen.map((l) => l.address.text + (l.tls ? ' (tls)' : '')).join(', ')}`);
   out(`  control: ${config.controlSocket}`);
+  for (const line of describeTls(tls, config.tls.warnBeforeMs)) out(line);
   if (!k) return 0;
   out(`kernel: Linux ${k.release}`);
   out(

@@ -9,6 +9,8 @@ import type { ControlTarget } from './target.js';
 
 /** How long the CLI waits for the master to answer a request. */
 const ANSWER_TIMEOUT_MS = 10_000;
+/** How long `stop` waits for the master to exit when it did not say (an older master). */
+const STOP_WAIT_FALLBACK_MS = 120_000;
 /** Slack on top of the configured deadlines for the master's own work. */
 const RELOAD_SLACK_MS = 30_000;
 
@@ -34,16 +36,19 @@ export async function reload(target: ControlTarget, json: boolean, waitDrain: bo
     out(JSON.stringify(report, null, 2));
     return code;
   }
-  if (report.result === 'ok') {
+  if (report.tls?.rotate === 'in-place') {
+    out(`certificates replaced in place: generation ${report.generation} in ${report.durationMs.toFixed(0)} ms`);
+  } else if (report.result === 'ok') {
     out(`reloaded: generation ${report.previous} -> ${report.generation} (${report.strategy}) in ${report.durationMs.toFixed(0)} ms`);
     out(`  queued at cutover ${report.queuedAtCutover}, migrated ${report.migrated}, dropped ${report.dropped}`);
     out(`  listeners: ${report.listeners.map((l) => `${l.address} ${l.inherit ? 'inherited' : l.action}`).join(', ')}`);
     if (report.drain) out(`  drained ${report.drain.drained} connections in ${report.drain.durationMs.toFixed(0)} ms, killed ${report.drain.killed}`);
   } else {
-    const what = report.result === 'invalid' ? 'refused (invalid configuration)' : report.result.replaceAll('_', ' ');
-    out(`reload ${what}; generation ${report.previous} keeps serving`);
+    const what = { invalid: 'refused (invalid configuration)', refused: 'refused', rolled_back: 'rolled back' }[report.result];
+    out(`reload ${what}; generation ${report.previous ?? '-'} keeps serving`);
     out(`  ${(report.reason ?? '').split('\n').join('\n  ')}`);
   }
+  for (const c of report.result === 'ok' ? (report.tls?.certificates ?? []) : []) out(`  tls ${c.address} ${c.name}: ${c.subject}, serial ${c.serial}, expires ${c.notAfter}`);
   for (const w of report.warnings) out(`  warning: ${w}`);
   return code;
 }
@@ -51,9 +56,14 @@ export async function reload(target: ControlTarget, json: boolean, waitDrain: bo
 export async function stop(target: ControlTarget, fast: boolean, out: Output): Promise<number> {
   const { response, closed } = await request(target.socket, { cmd: 'stop', fast }, ANSWER_TIMEOUT_MS);
   if (!response.ok) throw new Error(`stop: ${response.error}`);
-  const pid = (response.result as { pid: number }).pid;
+  const { pid, deadlineMs } = response.result as { pid: number; deadlineMs?: number };
   out(`stopping handover master pid ${pid} (${fast ? 'fast' : 'graceful'})...`);
-  await closed;
+  // The master says how long its stop may take (stop_delay + drain_timeout + grace); wait that long, not forever.
+  const limit = deadlineMs ?? STOP_WAIT_FALLBACK_MS;
+  let timer: NodeJS.Timeout | undefined;
+  const ended = await Promise.race([closed.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), limit)))]);
+  clearTimeout(timer);
+  if (!ended) throw new Error(`master pid ${pid} has not stopped within ${limit} ms; it may still be draining (handover status)`);
   out('stopped');
   return 0;
 }

@@ -4,12 +4,17 @@
 export type {
   Config,
   ListenConfig,
+  LogFormatSetting,
   LogLevel,
   ReloadConfig,
   RestartConfig,
+  SniFiles,
   SocketAddress,
   Strategy,
+  TlsConfig,
   TlsFiles,
+  TlsPairFiles,
+  TlsRotate,
 } from './types.js';
 export { ConfigError, formatProblem, loadConfig, parseConfig, parseConfigObject, withAbsolutePaths, type ConfigProblem } from './load.js';
 export type { Address, ConfigOptions, Duration, ListenOptions, LogLevelName, StrategyName } from './options.js';

@@ -8,10 +8,11 @@ import { dirname, resolve } from 'node:path';
 import { LineCounter, isMap, isNode, isScalar, parseDocument, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 import { defaultControlSocket, socketPathProblem } from './control-path.js';
+import { appModuleProblem, loaderProblem, loaders } from './app-module.js';
 import { autoWorkers } from './cpu-quota.js';
 import { configSchema, knownKeys, type ConfigDocument } from './schema.js';
 import { ConfigError, type ConfigProblem } from './problems.js';
-import type { Config } from './types.js';
+import type { Config, TlsFiles, TlsPairFiles } from './types.js';
 
 export { ConfigError, formatProblem, type ConfigProblem } from './problems.js';
 
@@ -40,23 +41,27 @@ export function parseConfigObject(value: unknown, file: string, label = file): C
 }
 
 /**
- * `value` with its relative paths (app, TLS files, control socket) made
+ * `value` with its relative paths (app, cwd, TLS files, control socket) made
  * absolute against `dir`, so that it means the same wherever it is written.
+ * (node_args are resolved by node against the workers' cwd, as in a file.)
  */
 export function withAbsolutePaths(value: unknown, dir: string): unknown {
   if (!isRecord(value)) return value;
   const abs = (v: unknown): unknown => (typeof v === 'string' && v !== '' ? resolve(dir, v) : v);
-  const out: Record<string, unknown> = { ...value };
-  if ('app' in value) out['app'] = abs(value['app']);
+  const absKeys = (o: unknown, keys: readonly string[]): unknown =>
+    isRecord(o) ? Object.fromEntries(Object.entries(o).map(([k, v]) => [k, keys.includes(k) ? abs(v) : v])) : o;
+  const out = absKeys(value, ['app', 'cwd']) as Record<string, unknown>;
   const listen = value['listen'];
   if (Array.isArray(listen)) {
     out['listen'] = listen.map((l: unknown) => {
-      const tls = isRecord(l) ? l['tls'] : undefined;
-      return isRecord(l) && isRecord(tls) ? { ...l, tls: { ...tls, cert: abs(tls['cert']), key: abs(tls['key']) } } : l;
+      if (!isRecord(l) || !isRecord(l['tls'])) return l;
+      const tls = absKeys(l['tls'], ['cert', 'key', 'ca']) as Record<string, unknown>;
+      const sni = tls['sni'];
+      if (isRecord(sni)) tls['sni'] = Object.fromEntries(Object.entries(sni).map(([name, pair]) => [name, absKeys(pair, ['cert', 'key'])]));
+      return { ...l, tls };
     });
   }
-  const control = value['control'];
-  if (isRecord(control) && 'socket' in control) out['control'] = { ...control, socket: abs(control['socket']) };
+  if (isRecord(value['control'])) out['control'] = absKeys(value['control'], ['socket']);
   return out;
 }
 
@@ -113,7 +118,8 @@ function toConfig(d: ConfigDocument, file: string, dir: string, controlSocket: s
       address: l.address,
       backlog: l.backlog,
       v6only: l.v6only,
-      ...(l.tls ? { tls: { cert: resolve(dir, l.tls.cert), key: resolve(dir, l.tls.key) } } : {}),
+      ...(l.tls ? { tls: toTlsFiles(l.tls, dir) } : {}),
+      http2: l.http2,
     })),
     reload: {
       strategy: d.reload.strategy,
@@ -128,13 +134,30 @@ function toConfig(d: ConfigDocument, file: string, dir: string, controlSocket: s
       backoffMs: d.restart.backoff,
       backoffMaxMs: d.restart.backoff_max,
     },
+    tls: { rotate: d.tls.rotate, warnBeforeMs: d.tls.warn_before, pairWaitMs: d.tls.pair_wait },
     stopDelayMs: d.stop_delay,
     ...(d.metrics ? { metrics: { listen: d.metrics.listen } } : {}),
     controlSocket,
     ...(d.user !== undefined ? { user: d.user } : {}),
     ...(d.group !== undefined ? { group: d.group } : {}),
-    log: { level: d.log.level },
+    log: { level: d.log.level, format: d.log.format },
     env: { ...d.env },
+    nodeArgs: [...d.node_args],
+    ...(d.cwd !== undefined ? { cwd: resolve(dir, d.cwd) } : {}),
+  };
+}
+
+type TlsDocument = NonNullable<ConfigDocument['listen'][number]['tls']>;
+
+function toTlsPair(p: { cert: string; key: string; passphrase?: string | undefined }, dir: string): TlsPairFiles {
+  return { cert: resolve(dir, p.cert), key: resolve(dir, p.key), ...(p.passphrase !== undefined ? { passphrase: p.passphrase } : {}) };
+}
+
+function toTlsFiles(t: TlsDocument, dir: string): TlsFiles {
+  return {
+    ...toTlsPair(t, dir),
+    ...(t.ca !== undefined ? { ca: resolve(dir, t.ca) } : {}),
+    sni: Object.entries(t.sni).map(([name, pair]) => ({ name: name.toLowerCase(), ...toTlsPair(pair, dir) })),
   };
 }
 
@@ -254,12 +277,45 @@ function checkReferencedFiles(source: Problems, raw: unknown, dir: string): void
     }
   };
   check(['app'], 'app file');
+  checkWorkerProcess(source, raw, dir);
   const listen = valueAt(raw, ['listen']);
   if (!Array.isArray(listen)) return;
   listen.forEach((_, i) => {
     check(['listen', i, 'tls', 'cert'], 'certificate file');
     check(['listen', i, 'tls', 'key'], 'key file');
+    check(['listen', i, 'tls', 'ca'], 'CA file');
+    const sni = valueAt(raw, ['listen', i, 'tls', 'sni']);
+    for (const name of sni !== null && typeof sni === 'object' ? Object.keys(sni) : []) {
+      check(['listen', i, 'tls', 'sni', name, 'cert'], 'certificate file');
+      check(['listen', i, 'tls', 'sni', name, 'key'], 'key file');
+    }
   });
+}
+
+/** cwd must be a directory; the app's extension must be one the workers' node can load with node_args. */
+function checkWorkerProcess(source: Problems, raw: unknown, dir: string): void {
+  const cwdValue = valueAt(raw, ['cwd']);
+  let cwd: string | undefined = process.cwd();
+  if (typeof cwdValue === 'string' && cwdValue !== '') {
+    cwd = resolve(dir, cwdValue);
+    const st = statSync(cwd, { throwIfNoEntry: false });
+    if (!st?.isDirectory()) {
+      source.add(['cwd'], `${st ? 'not a directory' : 'directory not found'}: ${cwd}`);
+      cwd = undefined;
+    }
+  }
+  const args = valueAt(raw, ['node_args']);
+  const nodeArgs = Array.isArray(args) && args.every((a) => typeof a === 'string') ? (args as string[]) : [];
+  const app = valueAt(raw, ['app']);
+  if (typeof app === 'string' && app !== '') {
+    const problem = appModuleProblem(resolve(dir, app), nodeArgs);
+    if (problem) source.add(['app'], problem);
+  }
+  if (cwd === undefined) return;
+  for (const { index, specifier } of loaders(nodeArgs)) {
+    const problem = loaderProblem(specifier, cwd);
+    if (problem) source.add(['node_args', index], problem);
+  }
 }
 
 function resolveControlSocket(source: Problems, raw: unknown, file: string, dir: string): string | undefined {

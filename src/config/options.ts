@@ -4,7 +4,7 @@
 // the package's declarations read like documentation and depend on no
 // schema library; test/api/config-type.ts proves it matches the schema.
 
-/** `"500ms"`, `"10s"`, `"2m"`, `"1h"`, `"1m30s"`, or a number of seconds. */
+/** `"500ms"`, `"10s"`, `"2m"`, `"1h"`, `"14d"`, `"1m30s"`, or a number of seconds. */
 export type Duration = string | number;
 
 /** `host:port` with a literal IP (or `localhost`); IPv6 in brackets: `"[::]:443"`. Port 0 picks a free port. */
@@ -12,6 +12,22 @@ export type Address = string;
 
 export type StrategyName = 'auto' | 'bpf' | 'migrate' | 'drain' | 'inherit' | 'none';
 export type LogLevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+export type LogFormatName = 'auto' | 'json' | 'pretty' | 'journal';
+
+/** A certificate chain (PEM, leaf first) and its key; read by the master only. */
+export interface TlsPairOptions {
+  readonly cert: string;
+  readonly key: string;
+  /** Of an encrypted key: the master decrypts it, workers never see it. */
+  readonly passphrase?: string | undefined;
+}
+
+export interface TlsOptions extends TlsPairOptions {
+  /** Clients must present a certificate this CA issued. */
+  readonly ca?: string | undefined;
+  /** Certificates per server name (SNI); the top-level pair serves every other name. */
+  readonly sni?: Readonly<Record<string, TlsPairOptions>> | undefined;
+}
 
 export interface ListenOptions {
   readonly address: Address;
@@ -19,8 +35,10 @@ export interface ListenOptions {
   readonly backlog?: number | undefined;
   /** IPv6 only: do not also accept IPv4-mapped connections (default false). */
   readonly v6only?: boolean | undefined;
-  /** Serve HTTPS: PEM files, read by the master only. */
-  readonly tls?: { readonly cert: string; readonly key: string } | undefined;
+  /** Serve HTTPS on this address. */
+  readonly tls?: TlsOptions | undefined;
+  /** Offer HTTP/2 by ALPN on this TLS address (default false). */
+  readonly http2?: boolean | undefined;
 }
 
 export interface ConfigOptions {
@@ -48,6 +66,14 @@ export interface ConfigOptions {
     readonly backoff?: Duration | undefined;
     readonly backoff_max?: Duration | undefined;
   } | undefined;
+  readonly tls?: {
+    /** A certificate change starts a new generation (default), or `in-place` swaps the workers' secure context. */
+    readonly rotate?: 'new-generation' | 'in-place' | undefined;
+    /** Warn when a certificate expires within this (default 14d). */
+    readonly warn_before?: Duration | undefined;
+    /** How long changed TLS files may take to form a valid set. */
+    readonly pair_wait?: Duration | undefined;
+  } | undefined;
   /** Keep serving this long after SIGTERM, so a load balancer can take the host out first. */
   readonly stop_delay?: Duration | undefined;
   /** Prometheus endpoint; off when absent. */
@@ -57,7 +83,11 @@ export interface ConfigOptions {
   /** Run the workers as this user / group (the master must be root). */
   readonly user?: string | number | undefined;
   readonly group?: string | number | undefined;
-  readonly log?: { readonly level?: LogLevelName | undefined } | undefined;
+  readonly log?: { readonly level?: LogLevelName | undefined; readonly format?: LogFormatName | undefined } | undefined;
+  /** Options for the workers' node, e.g. `["--max-old-space-size=512"]`. */
+  readonly node_args?: readonly string[] | undefined;
+  /** The workers' working directory (default: the master's). */
+  readonly cwd?: string | undefined;
   /** Extra environment for the workers. */
   readonly env?: Readonly<Record<string, string | number | boolean>> | undefined;
 }

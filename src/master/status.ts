@@ -1,14 +1,15 @@
 // What `handover status` shows: plain data built from the live objects.
 import type { GenerationStatus } from '../protocol/control.js';
+import { monotonic } from './clock.js';
 import type { Generation, Slot } from './generation.js';
 
-export function describeGeneration(g: Generation, now = Date.now()): GenerationStatus {
+export function describeGeneration(g: Generation, now = monotonic()): GenerationStatus {
   return {
     generation: g.id,
     state: g.state,
     workers: g.slots.map((s) => ({
       index: s.index,
-      pid: s.worker?.alive ? s.worker.pid : null,
+      pid: s.worker?.alive ? (s.worker.pid ?? null) : null,
       state: slotState(g, s),
       uptimeMs: s.worker?.alive ? now - s.worker.startedAt : 0,
       restarts: s.restarts,
@@ -26,8 +27,8 @@ function slotState(g: Generation, s: Slot): string {
   const w = s.worker;
   if (w?.alive) return w.state;
   if (s.backoff) return 'backoff';
-  const retired = g.state === 'draining' || g.state === 'gone';
-  if (retired && (w === undefined || w.drainResult !== undefined)) return 'exited (drained)';
-  if (w) return w.exit?.reason ?? w.state;
+  if (w?.exit) return `exited (${w.exit.reason})`; // "exited (drained)" when it drained
+  // The supervisor lets go of a worker once it has exited; in an old generation, one that drained.
+  if (g.state === 'draining' || g.state === 'gone') return 'exited (drained)';
   return 'down';
 }

@@ -9,5 +9,10 @@ type Keys<T> = T extends readonly (infer E)[] ? Keys<E> : T extends object ? { -
 type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 
 export const sameKeys: Same<Keys<ConfigOptions>, Keys<ConfigInput>> = true;
-export const optionsFitSchema = (o: ConfigOptions): ConfigInput => ({ ...o, listen: [...o.listen], ...(o.env ? { env: { ...o.env } } : {}) });
+export const optionsFitSchema = ({ listen, env, node_args: args, ...rest }: ConfigOptions): ConfigInput => ({
+  ...rest,
+  listen: [...listen],
+  ...(env ? { env: { ...env } } : {}),
+  ...(args ? { node_args: [...args] } : {}),
+});
 export const schemaFitsOptions = (i: ConfigInput): ConfigOptions => i;

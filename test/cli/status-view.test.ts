@@ -13,7 +13,7 @@ const ANSI = /\x1b\[/;
 function report(id: number, extra: Partial<ReloadReport> = {}): ReloadReport {
   return {
     id, trigger: 'control', result: 'ok', generation: id + 1, previous: id, strategy: 'migrate',
-    startedAt: new Date(NOW - (100 - id) * 1000).toISOString(), durationMs: 171.4, queuedAtCutover: 12, migrated: 12, dropped: 0,
+    startedAt: new Date(NOW - (100 - id) * 1000).toISOString(), durationMs: 171.4, settleMs: 1000, queuedAtCutover: 12, migrated: 12, dropped: 0, drops: {},
     listeners: [], warnings: [], drain: { drained: 16, killed: 0, durationMs: 5004 }, ...extra,
   };
 }
