@@ -4,15 +4,15 @@
 // the package's declarations read like documentation and depend on no
 // schema library; test/api/config-type.ts proves it matches the schema.
 
+import type { LogFormatSetting as LogFormatName, LogLevel as LogLevelName, Strategy as StrategyName } from './types.js';
+
 /** `"500ms"`, `"10s"`, `"2m"`, `"1h"`, `"14d"`, `"1m30s"`, or a number of seconds. */
 export type Duration = string | number;
 
 /** `host:port` with a literal IP (or `localhost`); IPv6 in brackets: `"[::]:443"`. Port 0 picks a free port. */
 export type Address = string;
 
-export type StrategyName = 'auto' | 'bpf' | 'migrate' | 'drain' | 'inherit' | 'none';
-export type LogLevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
-export type LogFormatName = 'auto' | 'json' | 'pretty' | 'journal';
+export type { LogFormatSetting as LogFormatName, LogLevel as LogLevelName, Strategy as StrategyName } from './types.js';
 
 /** A certificate chain (PEM, leaf first) and its key; read by the master only. */
 export interface TlsPairOptions {
