@@ -7,7 +7,7 @@
 import type { SocketAddress } from '../config/types.js';
 import {
   bind, close, constants as C, getsockname, isListening, isSyscallError, setsockoptInt, shutdown,
-  socket, socketAddress, tcpInfoQueue,
+  socket, socketAddress, socketDrops, tcpInfoQueue,
 } from '../sys/index.js';
 import type { AcceptQueue } from '../sys/index.js';
 import type { ListenerSpec } from './spec.js';
@@ -47,6 +47,11 @@ export class Listener {
   /** Accept-queue length and backlog (TCP_INFO), or null when not in LISTEN. */
   queue(): AcceptQueue | null {
     return this.isListening() ? tcpInfoQueue(this.fd, this.#target()) : null;
+  }
+
+  /** Listen drops on this socket so far (SO_MEMINFO): SYNs and handshakes the kernel dropped, a full queue included. */
+  drops(): number {
+    return socketDrops(this.fd, this.#target());
   }
 
   /**

@@ -18,6 +18,9 @@ export const SO_ATTACH_REUSEPORT_CBPF = 51;
 export const SO_ATTACH_REUSEPORT_EBPF = 52;
 export const SO_DETACH_REUSEPORT_BPF = 68;
 export const SO_COOKIE = 57;
+export const SO_MEMINFO = 55;
+/** Index of SK_MEMINFO_DROPS in SO_MEMINFO's u32 array (linux/sock_diag.h); for a listener, its listen drops. */
+export const SK_MEMINFO_DROPS = 8;
 
 export const IPPROTO_TCP = 6;
 export const IPPROTO_IPV6 = 41;
@@ -36,6 +39,10 @@ export const SHUT_RDWR = 2;
 export const F_GETFD = 1;
 export const F_DUPFD_CLOEXEC = 1030;
 export const FD_CLOEXEC = 1;
+
+/** sysconf(3) names (glibc and musl agree). */
+export const SC_CLK_TCK = 2;
+export const SC_PAGESIZE = 30;
 
 export const PR_SET_PDEATHSIG = 1;
 export const PR_GET_PDEATHSIG = 2;

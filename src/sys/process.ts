@@ -1,7 +1,7 @@
 // Process-level calls the worker runtime needs and Node does not offer.
 
 import { constants } from 'node:os';
-import { PR_GET_PDEATHSIG, PR_SET_PDEATHSIG } from './constants.js';
+import { PR_GET_PDEATHSIG, PR_SET_PDEATHSIG, SC_CLK_TCK, SC_PAGESIZE } from './constants.js';
 import { call, check, DataType, libc } from './libc.js';
 
 function signalNumber(signal: number | NodeJS.Signals): number {
@@ -36,4 +36,25 @@ export function getppid(): number {
 /** setpgid(2); setpgid(0, 0) makes the caller a process-group leader. */
 export function setpgid(pid = 0, pgid = 0): void {
   check(libc().setpgid([pid, pgid]), 'setpgid', `pid ${pid}`);
+}
+
+const sysconfCache = new Map<number, number>();
+
+function sysconf(name: number, what: string): number {
+  let value = sysconfCache.get(name);
+  if (value === undefined) {
+    value = check(call('sysconf', [DataType.I32], [name]), 'sysconf', what);
+    sysconfCache.set(name, value);
+  }
+  return value;
+}
+
+/** Clock ticks per second, the unit of the CPU times in /proc/<pid>/stat. */
+export function clockTicksPerSecond(): number {
+  return sysconf(SC_CLK_TCK, '_SC_CLK_TCK');
+}
+
+/** Bytes per page, the unit of /proc/<pid>/statm. */
+export function pageSize(): number {
+  return sysconf(SC_PAGESIZE, '_SC_PAGESIZE');
 }

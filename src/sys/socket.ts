@@ -4,7 +4,7 @@
 import type { SocketAddress } from '../config/types.js';
 import {
   AF_INET, AF_INET6, F_DUPFD_CLOEXEC, F_GETFD, FD_CLOEXEC, IPPROTO_TCP, SHUT_RDWR,
-  SO_ACCEPTCONN, SO_COOKIE, SOCK_CLOEXEC, SOCK_STREAM,
+  SK_MEMINFO_DROPS, SO_ACCEPTCONN, SO_COOKIE, SO_MEMINFO, SOCK_CLOEXEC, SOCK_STREAM,
   SOL_SOCKET, TCP_INFO, TCP_INFO_SIZE, TCPI_SACKED_OFFSET, TCPI_UNACKED_OFFSET,
 } from './constants.js';
 import { SyscallError } from './errno.js';
@@ -106,4 +106,17 @@ export function socketCookie(fd: number, target = fdTarget(fd)): bigint {
   const buf = getsockoptBuffer(fd, SOL_SOCKET, SO_COOKIE, 8, target);
   if (buf.length !== 8) throw new SyscallError('getsockopt', 22 /* EINVAL */, target);
   return buf.readBigUInt64LE();
+}
+
+/**
+ * SO_MEMINFO's SK_MEMINFO_DROPS: packets the kernel dropped on this socket.
+ * For a listener that is its share of TcpExt ListenDrops (a full accept
+ * queue, ListenOverflows, included), counted per socket rather than per
+ * network namespace.
+ */
+export function socketDrops(fd: number, target = fdTarget(fd)): number {
+  const size = (SK_MEMINFO_DROPS + 1) * 4;
+  const info = getsockoptBuffer(fd, SOL_SOCKET, SO_MEMINFO, size, target);
+  if (info.length < size) throw new Error(`getsockopt SO_MEMINFO ${target}: short answer (${info.length} bytes)`);
+  return info.readUInt32LE(SK_MEMINFO_DROPS * 4);
 }
