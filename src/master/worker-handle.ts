@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../log/logger.js';
+import type { HttpMetricsMessage } from '../protocol/http-metrics.js';
 import {
   FIRST_LISTENER_FD,
   parseWorkerMessage,
@@ -61,7 +62,7 @@ export class WorkerStartError extends Error {
   }
 }
 
-export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [WorkerState]; drained: [unknown] }> {
+export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [WorkerState]; drained: [unknown]; metrics: [HttpMetricsMessage] }> {
   readonly generation: number;
   readonly index: number;
   readonly pid: number;
@@ -250,6 +251,9 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
         this.emit('drained', msg);
         break;
       case 'heartbeat':
+        break;
+      case 'metrics':
+        this.emit('metrics', msg);
         break;
     }
   }

@@ -4,6 +4,7 @@
 //
 // Validated by hand, not with zod: a worker loads this on every spawn, and
 // zod cost ~60 ms of CPU per worker start (bench/), a third of a reload.
+import { parseHttpMetrics, type HttpMetricsMessage } from './http-metrics.js';
 
 export interface WorkerListener {
   readonly fd: number;
@@ -57,7 +58,8 @@ export type WorkerMessage =
   | { readonly type: 'failed'; readonly phase: FailurePhase; readonly error: ErrorInfo }
   | { readonly type: 'ack'; readonly seq: number }
   | { readonly type: 'heartbeat' }
-  | { readonly type: 'drained'; readonly connections: number; readonly killed: number; readonly durationMs: number };
+  | { readonly type: 'drained'; readonly connections: number; readonly killed: number; readonly durationMs: number }
+  | HttpMetricsMessage;
 
 export class ProtocolError extends Error {
   override name = 'ProtocolError';
@@ -149,6 +151,11 @@ export function parseWorkerMessage(raw: unknown): WorkerMessage {
     }
     case 'drained':
       return { type: 'drained', connections: int(o, 'connections'), killed: int(o, 'killed'), durationMs: num(o, 'durationMs') };
+    case 'metrics': {
+      const metrics = parseHttpMetrics(o);
+      if (typeof metrics === 'string') throw new ProtocolError(metrics);
+      return metrics;
+    }
     default:
       throw new ProtocolError(`unknown message type ${JSON.stringify(o['type'])}`);
   }
