@@ -14,6 +14,7 @@ import {
 } from '../protocol/worker.js';
 import { loadApp, type App, type AppContext } from './app.js';
 import { ConnectionTracker, drain } from './drain.js';
+import { countRequests } from './http-metrics.js';
 
 /** How long a worker whose master vanished keeps draining before it exits. */
 const ORPHAN_DRAIN_MS = 500;
@@ -77,6 +78,7 @@ async function start(msg: StartMessage): Promise<void> {
         ? (await import('node:https')).createServer({ cert: l.tls.cert, key: l.tls.key }, app.handler)
         : createServer(app.handler);
       trackers.push(new ConnectionTracker(l.address, server));
+      countRequests(server);
       await listen(server, l.fd, l.backlog);
     }
   } catch (err) {
