@@ -4,6 +4,7 @@
 import { loadConfig, type Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import { counterDelta, snapshotCounters } from '../metrics/kernel.js';
+import type { MasterMetrics } from '../metrics/index.js';
 import { queuedOn, type Listener } from '../net/index.js';
 import { HALF_OPEN_GRACE_MS, specsOf, type Generation } from './generation.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
@@ -51,6 +52,8 @@ export interface ReloadHost {
   /** `old` has no live worker left. */
   retired(old: Generation): void;
   ensureTcpMigrateReq(config: Config): 0 | 1 | null;
+  /** Where reload reports and drain figures are counted, when metrics are on. */
+  readonly metrics: MasterMetrics | undefined;
 }
 
 type Waiter = { readonly onReport: (report: ReloadReport) => void; readonly waitDrain: boolean };
@@ -128,6 +131,7 @@ export class Reloader {
   private record(report: ReloadReport): void {
     this.kept.push(report);
     if (this.kept.length > REPORTS_KEPT) this.kept.shift();
+    this.host.metrics?.recordReload(report);
     const level = report.result === 'ok' ? 'info' : 'error';
     const what =
       report.result === 'ok'
@@ -243,6 +247,7 @@ export class Reloader {
   private warnings(current: Config, config: Config, strategyWarning: string | undefined, plans: readonly ListenerPlan[]): string[] {
     const warnings: string[] = [];
     if (config.controlSocket !== current.controlSocket) warnings.push('control.socket changes take effect at the next start');
+    if (config.metrics?.listen.text !== current.metrics?.listen.text) warnings.push('metrics.listen changes take effect at the next start');
     if (strategyWarning) warnings.push(strategyWarning);
     for (const p of plans) {
       if (p.action === 'replace') warnings.push(`${p.address}: listener settings changed; its queue is not handed over (the old listener is shut down)`);
@@ -264,6 +269,7 @@ export class Reloader {
       durationMs: Date.now() - started,
     };
     this.drains.delete(report.id);
+    this.host.metrics?.recordDrain(report.drain);
     this.host.log.info({ reload: report.id, generation: old.id, drain: report.drain }, `generation ${old.id} drained`);
   }
 }

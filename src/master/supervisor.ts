@@ -24,6 +24,7 @@ import { Generation, specsOf, type Slot } from './generation.js';
 import { resolveIdentity, type Identity } from './identity.js';
 import { DRAIN_ACK_TIMEOUT_MS, KILL_GRACE_MS, Reloader, type ReloadHost } from './reload.js';
 import { backoffDelay, decideRestart } from './restart.js';
+import { closeMetrics, exitReasonOf, markHeartbeatKill, masterView, openMetrics, type OpenMetrics } from './metrics-view.js';
 import { describeGeneration } from './status.js';
 import { ConfigWatcher } from './watch.js';
 import { exitedOrKilled, HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, WorkerHandle, type WorkerExit } from './worker-handle.js';
@@ -74,6 +75,8 @@ export class Supervisor implements ReloadHost {
   private readonly control: ControlServer;
   private identity: Identity;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  /** The Prometheus registry and its endpoint, when `metrics.listen` is set. */
+  private metricsEndpoint: OpenMetrics | undefined;
   private resolveExit!: (code: number) => void;
   /** Resolves with the process exit code once the master has stopped. */
   readonly done = new Promise<number>((resolve) => (this.resolveExit = resolve));
@@ -100,6 +103,10 @@ export class Supervisor implements ReloadHost {
     return this.stopMode !== undefined;
   }
 
+  get metrics(): OpenMetrics['metrics'] | undefined {
+    return this.metricsEndpoint?.metrics;
+  }
+
   dispatch(event: MasterEvent): void {
     this.events.push(event);
   }
@@ -110,9 +117,13 @@ export class Supervisor implements ReloadHost {
     await this.control.listen();
     try {
       refuseForeignListeners(specs);
+      if (this.currentConfig.metrics) {
+        const view = masterView({ generations: () => this.generations(), active: () => this.current, stopping: () => this.stopping });
+        this.metricsEndpoint = await openMetrics(this.currentConfig.metrics.listen, view, this.log);
+      }
     } catch (err) {
       await this.control.close();
-      throw err;
+      throw new StartError(err instanceof Error ? err.message : String(err));
     }
     const tcpMigrateReq = this.ensureTcpMigrateReq(this.currentConfig);
     const choice = chooseStrategy(this.currentConfig.reload.strategy, tcpMigrateReq);
@@ -124,7 +135,6 @@ export class Supervisor implements ReloadHost {
     else if (tcpMigrateReq !== 1) {
       this.log.info(`net.ipv4.tcp_migrate_req is ${tcpMigrateReq ?? 'absent'}: reloads use ${choice.strategy}; for kernel migration ${SYSCTL_HINT}`);
     }
-    if (this.currentConfig.metrics) this.log.warn('metrics: the Prometheus endpoint is not available in this version; metrics.listen is ignored');
     let generation: Generation | undefined;
     try {
       generation = this.createGeneration(this.currentConfig, this.identity, loadTlsMaterial(this.currentConfig));
@@ -135,6 +145,7 @@ export class Supervisor implements ReloadHost {
     } catch (err) {
       if (generation) await this.abort(generation);
       await this.control.close();
+      await closeMetrics(this.metricsEndpoint);
       throw new StartError(err instanceof Error ? err.message : String(err));
     } finally {
       this.starting = undefined;
@@ -257,6 +268,7 @@ export class Supervisor implements ReloadHost {
     });
     slot.worker = worker;
     worker.once('exit', (exit) => this.dispatch({ type: 'worker-exit', generation, slot, worker, exit }));
+    worker.on('metrics', (message) => this.metrics?.recordRequests(worker.pid, generation.id, message));
     return worker;
   }
 
@@ -302,6 +314,7 @@ export class Supervisor implements ReloadHost {
       { generation: generation.id, worker: slot.index, workerPid: worker.pid, code: exit.code, signal: exit.signal },
       `worker ${slot.index} (pid ${worker.pid}) ${exit.reason}`,
     );
+    this.metrics?.recordWorkerExit(exitReasonOf(worker, exit, generation.state === 'draining' || this.stopping));
     if (slot.worker === worker) slot.worker = undefined;
     // A new worker that died before the commit: its socket must not wait in
     // LISTEN for the rollback (its queue migrates to a live listener now).
@@ -380,6 +393,7 @@ export class Supervisor implements ReloadHost {
           { generation: worker.generation, worker: worker.index, workerPid: worker.pid, silentMs: now - worker.lastHeard },
           `worker ${worker.index} (pid ${worker.pid}) missed its heartbeat for ${now - worker.lastHeard} ms; killing it`,
         );
+        markHeartbeatKill(worker);
         worker.kill('SIGKILL');
       }
     }
@@ -448,6 +462,7 @@ export class Supervisor implements ReloadHost {
     );
     if (this.stopMode !== mode) return; // a fast stop took over and finishes the job
     await this.control.close();
+    await closeMetrics(this.metricsEndpoint);
     this.log.info('stopped');
     this.resolveExit(0);
   }
@@ -456,6 +471,7 @@ export class Supervisor implements ReloadHost {
     const lost = queuedOn(generations.flatMap((g) => g.listeners()));
     for (const g of generations) g.retireListeners();
     if (lost > 0) this.log.warn({ lost }, `${lost} queued connections had no listener left to migrate to`);
+    this.metrics?.recordDropped('closed_without_migration', lost);
   }
 
   status(): MasterStatus {
