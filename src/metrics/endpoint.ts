@@ -24,7 +24,7 @@ export class MetricsEndpointError extends Error {
 export class MetricsEndpoint {
   private readonly server: Server;
   /** The scrape being rendered; concurrent scrapes share it. */
-  private rendering: Promise<string> | undefined;
+  private rendering: Promise<Buffer> | undefined;
 
   constructor(
     readonly address: SocketAddress,
@@ -93,10 +93,10 @@ export class MetricsEndpoint {
   }
 }
 
-function reply(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
+function reply(res: ServerResponse, status: number, body: string | Buffer, type = 'text/plain; charset=utf-8'): void {
   if (res.destroyed) return;
   res.statusCode = status;
   res.setHeader('Content-Type', type);
-  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.setHeader('Content-Length', typeof body === 'string' ? Buffer.byteLength(body) : body.length);
   res.end(body);
 }

@@ -35,8 +35,27 @@ export const TCPEXT_EXPORTED = [
   'EmbryonicRsts', 'TCPAbortOnClose', 'TCPAbortOnData', 'TCPAbortOnTimeout', 'TCPBacklogDrop',
 ] as const;
 
+/**
+ * The master's own process metrics (prom-client's defaults: CPU, memory,
+ * heap, descriptors, event-loop lag) are rendered at most this often; later
+ * scrapes reuse the text. They cost more to collect than all of handover's
+ * series together, and a second's resolution is all they have anyway.
+ */
+export const PROCESS_METRICS_TTL_MS = 1_000;
+/** A scrape reads /proc (workers' CPU and memory, TcpExt) only when the last read is older than this. */
+const RESAMPLE_AFTER_MS = 250;
+
 export class MasterMetrics {
+  /** handover_* series, rendered fresh at every scrape. */
   readonly registry = new Registry();
+  /** prom-client's default metrics for the master process. */
+  readonly processRegistry = new Registry();
+  private processText: { text: string; at: number } | undefined;
+  /** Bumped by every recorded event: the rendered text is stale when it moved. */
+  private version = 0;
+  private rendered: { key: string; version: number; text: string } | undefined;
+  private body: { handover: string; process: string; bytes: Buffer } | undefined;
+  private tcpExtRead: { at: number; values: [string, number][] } | undefined;
   private readonly sampler: ResourceSampler;
   private readonly http: HttpTotals;
   private readonly generation: Gauge;
@@ -59,7 +78,7 @@ export class MasterMetrics {
 
   constructor(private readonly view: MasterView) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
+    collectDefaultMetrics({ register: this.processRegistry });
     this.generation = new Gauge({ name: 'handover_generation', help: 'The active generation (0 before the first is active)', registers });
     this.workers = new Gauge({
       name: 'handover_workers',
@@ -132,7 +151,7 @@ export class MasterMetrics {
       registers,
     });
     this.http = new HttpTotals(this.registry);
-    this.sampler = new ResourceSampler(view, (n) => this.dropped.inc({ reason: 'listen_overflow' }, n));
+    this.sampler = new ResourceSampler(view, (n) => this.recordDropped('listen_overflow', n));
   }
 
   /** Starts the one-second sampler (per-slot CPU, listener drops). */
@@ -150,6 +169,7 @@ export class MasterMetrics {
 
   /** A reload report, as the reload records it (drain figures come later, in recordDrain). */
   recordReload(report: Pick<ReloadReport, 'trigger' | 'result' | 'durationMs' | 'migrated' | 'dropped'>): void {
+    this.version++;
     this.reloads.inc({ trigger: report.trigger, result: report.result });
     if (report.result !== 'ok' && report.result !== 'rolled_back') return;
     this.reloadDuration.observe(report.durationMs / 1000);
@@ -159,20 +179,25 @@ export class MasterMetrics {
 
   /** A drain's figures, once an old generation has drained. */
   recordDrain(drain: Pick<DrainFigures, 'drained' | 'killed'>): void {
+    this.version++;
     this.drained.inc(drain.drained);
     this.recordDropped('killed_at_deadline', drain.killed);
   }
 
   recordWorkerExit(reason: WorkerExitReason): void {
+    this.version++;
     this.workerExits.inc({ reason });
   }
 
   recordDropped(reason: DropReason, count: number): void {
-    if (count > 0) this.dropped.inc({ reason }, count);
+    if (count <= 0) return;
+    this.version++;
+    this.dropped.inc({ reason }, count);
   }
 
   /** A worker's request counters (a `metrics` message). */
   recordRequests(pid: number, generation: number, message: HttpMetricsMessage): void {
+    this.version++;
     this.http.add(pid, generation, message);
   }
 
@@ -182,68 +207,126 @@ export class MasterMetrics {
    * material takes over again.
    */
   setCertificateNotAfter(address: string, notAfter: Date): void {
+    this.version++;
     this.certificateOverrides.set(address, { notAfter, generation: this.view.activeGeneration() });
   }
 
-  /** The text exposition, with every level read now. */
-  async render(): Promise<string> {
-    this.refresh();
-    return this.registry.metrics();
+  /**
+   * The text exposition: handover's series with every level read now, then
+   * the master's process metrics. The handover part is rendered again only
+   * when something changed since the last scrape (an event was recorded or
+   * a level moved), so that a frequent scraper costs the master little.
+   */
+  async render(): Promise<Buffer> {
+    const levels = this.read();
+    const key = JSON.stringify(levels);
+    if (this.rendered?.key !== key || this.rendered.version !== this.version) {
+      const version = this.version;
+      this.apply(levels);
+      this.rendered = { key, version, text: await this.registry.metrics() };
+    }
+    const now = performance.now();
+    if (!this.processText || now - this.processText.at >= PROCESS_METRICS_TTL_MS) {
+      this.processText = { text: await this.processRegistry.metrics(), at: now };
+    }
+    // The same bytes for every scrape until a part changes: a scraper allocates nothing here.
+    if (this.body?.handover !== this.rendered.text || this.body.process !== this.processText.text) {
+      const bytes = Buffer.from(`${this.rendered.text}\n${this.processText.text}`);
+      this.body = { handover: this.rendered.text, process: this.processText.text, bytes };
+    }
+    return this.body.bytes;
   }
 
-  private refresh(): void {
-    this.sampler.sample();
+  /** Every level, read now (the /proc ones at most every RESAMPLE_AFTER_MS). */
+  private read(): Levels {
+    const now = performance.now();
+    if (now - this.sampler.sampledAt >= RESAMPLE_AFTER_MS) this.sampler.sample();
+    if (!this.tcpExtRead || now - this.tcpExtRead.at >= RESAMPLE_AFTER_MS) {
+      const all = safely(readTcpExt) ?? {};
+      this.tcpExtRead = { at: now, values: TCPEXT_EXPORTED.flatMap((k): [string, number][] => (all[k] === undefined ? [] : [[k, all[k]]])) };
+    }
     const generations = this.view.generations();
     const active = this.view.activeGeneration();
-    this.generation.set(active ?? 0);
-
     const states = new Map<WorkerStateLabel, number>(WORKER_STATES.map((s) => [s, 0]));
     for (const g of generations) {
-      for (const w of g.workers) if (states.has(w.state as WorkerStateLabel)) states.set(w.state as WorkerStateLabel, states.get(w.state as WorkerStateLabel)! + 1);
+      for (const w of g.workers) {
+        const state = w.state as WorkerStateLabel;
+        if (states.has(state)) states.set(state, states.get(state)! + 1);
+      }
       if (g.id === active) states.set('down', states.get('down')! + g.emptySlots);
     }
-    for (const [state, n] of states) this.workers.set({ state }, n);
-
-    this.queueLength.reset();
-    this.queueBacklog.reset();
+    const queues: [string, string, number][] = [];
+    const backlogs = new Map<string, number>();
     for (const g of generations) {
       const queued = new Map<string, number>();
       for (const { address, socket } of g.listeners) {
         const queue = socket.closed ? null : safely(() => socket.queue());
         if (!queue) continue;
         queued.set(address, (queued.get(address) ?? 0) + queue.queued);
-        if (g.id === active) this.queueBacklog.set({ address }, queue.backlog);
+        if (g.id === active) backlogs.set(address, queue.backlog);
       }
-      for (const [address, n] of queued) this.queueLength.set({ address, generation: String(g.id) }, n);
+      for (const [address, n] of queued) queues.push([address, String(g.id), n]);
     }
-
-    setCounters(this.listenDrops, 'address', this.sampler.dropsByAddress);
-    setCounters(this.workerCpu, 'worker', this.sampler.cpuBySlot);
-    this.workerMemory.reset();
-    for (const [slot, bytes] of this.sampler.rssBySlot) this.workerMemory.set({ worker: String(slot) }, bytes);
-
-    const tcpExt = safely(readTcpExt) ?? {};
-    const exported = new Map<string, number>();
-    for (const k of TCPEXT_EXPORTED) if (tcpExt[k] !== undefined) exported.set(k, tcpExt[k]);
-    setCounters(this.tcpExt, 'counter', exported);
-
-    this.certificateNotAfter.reset();
     const certificates = new Map(this.view.certificates());
     for (const [address, o] of this.certificateOverrides) {
       if (o.generation === active) certificates.set(address, o.notAfter);
       else this.certificateOverrides.delete(address);
     }
-    for (const [address, notAfter] of certificates) this.certificateNotAfter.set({ address }, notAfter.getTime() / 1000);
+    return {
+      generation: active ?? 0,
+      workers: [...states],
+      queues,
+      backlogs: [...backlogs],
+      drops: [...this.sampler.dropsByAddress],
+      cpu: [...this.sampler.cpuBySlot].map(([slot, s]) => [String(slot), s]),
+      rss: [...this.sampler.rssBySlot].map(([slot, b]) => [String(slot), b]),
+      tcpExt: this.tcpExtRead.values,
+      certificates: [...certificates].map(([address, d]) => [address, d.getTime() / 1000]),
+      livePids: generations.flatMap((g) => g.workers.map((w) => w.pid)),
+      liveGenerations: generations.map((g) => g.id),
+    };
+  }
 
-    const livePids = new Set(generations.flatMap((g) => g.workers.map((w) => w.pid)));
-    this.http.refresh(livePids, new Set(generations.map((g) => g.id)));
+  private apply(levels: Levels): void {
+    this.generation.set(levels.generation);
+    for (const [state, n] of levels.workers) this.workers.set({ state }, n);
+    this.queueLength.reset();
+    for (const [address, generation, n] of levels.queues) this.queueLength.set({ address, generation }, n);
+    setGauges(this.queueBacklog, 'address', levels.backlogs);
+    setCounters(this.listenDrops, 'address', levels.drops);
+    setCounters(this.workerCpu, 'worker', levels.cpu);
+    setGauges(this.workerMemory, 'worker', levels.rss);
+    setCounters(this.tcpExt, 'counter', levels.tcpExt);
+    setGauges(this.certificateNotAfter, 'address', levels.certificates);
+    this.http.refresh(new Set(levels.livePids), new Set(levels.liveGenerations));
   }
 }
 
+/** What the levels were at a scrape: plain data, compared between scrapes. */
+interface Levels {
+  readonly generation: number;
+  readonly workers: readonly [WorkerStateLabel, number][];
+  readonly queues: readonly [string, string, number][];
+  readonly backlogs: readonly [string, number][];
+  readonly drops: readonly [string, number][];
+  readonly cpu: readonly [string, number][];
+  readonly rss: readonly [string, number][];
+  readonly tcpExt: readonly [string, number][];
+  readonly certificates: readonly [string, number][];
+  readonly livePids: readonly number[];
+  readonly liveGenerations: readonly number[];
+}
+
+/** Sets a gauge's series to exactly these (others removed). */
+function setGauges<L extends string>(gauge: Gauge<L>, label: L, values: readonly [string, number][]): void {
+  gauge.reset();
+  for (const [key, value] of values) gauge.set({ [label]: key } as Partial<Record<L, string>>, value);
+}
+
 /** Sets a counter's series to totals kept elsewhere (each only grows). */
-function setCounters<L extends string>(counter: Counter<L>, label: L, totals: ReadonlyMap<string | number, number>): void {
+function setCounters<L extends string>(counter: Counter<L>, label: L, totals: readonly [string, number][]): void {
   counter.reset();
-  for (const [key, value] of totals) counter.inc({ [label]: String(key) } as Partial<Record<L, string>>, value);
+  for (const [key, value] of totals) counter.inc({ [label]: key } as Partial<Record<L, string>>, value);
 }
 
 /** A kernel read that may fail (a socket closed meanwhile, /proc unreadable): skip that figure this time. */

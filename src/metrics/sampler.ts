@@ -31,6 +31,8 @@ export class ResourceSampler {
   private readonly workers = new Map<number, SeenWorker>();
   private readonly listeners = new Map<QueueSource, SeenListener>();
   private timer: NodeJS.Timeout | undefined;
+  /** performance.now() of the last sample. */
+  sampledAt = -Infinity;
 
   /** `onDrops` is told of each new batch of listen drops (for handover_connections_dropped_total). */
   constructor(
@@ -49,6 +51,7 @@ export class ResourceSampler {
   }
 
   sample(): void {
+    this.sampledAt = performance.now();
     const generations = this.view.generations();
     this.sampleWorkers(generations.flatMap((g) => g.workers));
     this.sampleListeners(generations.flatMap((g) => g.listeners));
