@@ -32,6 +32,7 @@ class RequestCounters {
   /** A response closed: counted when it was completely written, not when the client went away first. */
   closed(res: ServerResponse, startedAt: number): void {
     this.inFlight--;
+    this.changed = true;
     if (!res.writableFinished) return;
     const ms = performance.now() - startedAt;
     const cls = Math.floor(res.statusCode / 100) - 1;
