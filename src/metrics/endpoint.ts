@@ -16,6 +16,8 @@ export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 /** Connections beyond this are refused: a few scrapers and probes, not a crowd. */
 export const MAX_CONNECTIONS = 32;
 const MAX_HEADER_BYTES = 8 * 1024;
+/** How often Node checks the two timeouts above (its default, 30 s, would let a slow client hold a connection that long). */
+const TIMEOUT_CHECK_MS = 1_000;
 
 export class MetricsEndpointError extends Error {
   override name = 'MetricsEndpointError';
@@ -31,7 +33,7 @@ export class MetricsEndpoint {
     private readonly metrics: MasterMetrics,
     private readonly view: MasterView,
   ) {
-    this.server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => this.handle(req, res));
+    this.server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, connectionsCheckingInterval: TIMEOUT_CHECK_MS }, (req, res) => this.handle(req, res));
     this.server.requestTimeout = REQUEST_TIMEOUT_MS;
     this.server.headersTimeout = REQUEST_TIMEOUT_MS;
     this.server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
@@ -42,7 +44,8 @@ export class MetricsEndpoint {
   listen(): Promise<number> {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
-        reject(new MetricsEndpointError(`metrics.listen ${this.address.text}: ${err.code ?? err.message}`));
+        const hint = err.code === 'EADDRINUSE' ? ' (another process listens there: change metrics.listen)' : err.code === 'EACCES' ? ' (a port below 1024 needs privileges)' : '';
+        reject(new MetricsEndpointError(`metrics.listen ${this.address.text}: ${err.code ?? err.message}${hint}`));
       };
       this.server.once('error', onError);
       this.server.listen({ host: this.address.host, port: this.address.port }, () => {

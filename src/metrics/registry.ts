@@ -202,9 +202,9 @@ export class MasterMetrics {
   }
 
   /**
-   * For the TLS code: the certificate now served on `address`, when it
-   * changes without a new generation. A new active generation's own
-   * material takes over again.
+   * For the TLS code: the certificate now served on `address` (host:port as
+   * the labels show it, the port resolved), when it changes without a new
+   * generation. A new active generation's own material takes over again.
    */
   setCertificateNotAfter(address: string, notAfter: Date): void {
     this.version++;
