@@ -31,6 +31,8 @@ export const TCP_INFO = 11;
 export const TCPI_UNACKED_OFFSET = 24; // current accept-queue length
 export const TCPI_SACKED_OFFSET = 28; // backlog (sk_max_ack_backlog)
 export const TCP_INFO_SIZE = 256;
+/** tcpi_state of a socket in LISTEN (TCP_LISTEN in the kernel's tcp_states.h). */
+export const TCP_LISTEN_STATE = 10;
 
 export const SHUT_RD = 0;
 export const SHUT_WR = 1;

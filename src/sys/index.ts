@@ -5,7 +5,7 @@ export { SyscallError, errnoName, errnoNumber, isSyscallError } from './errno.js
 export { libcName } from './libc.js';
 export {
   bind, close, dupCloexec, getsockname, getsockoptBuffer, getsockoptInt, isCloexec, isListening,
-  listen, setsockoptInt, shutdown, socket, socketCookie, socketDrops, tcpInfoQueue,
+  listen, listeningQueue, setsockoptInt, shutdown, socket, socketCookie, socketDrops, tcpInfoQueue,
 } from './socket.js';
 export type { AcceptQueue } from './socket.js';
 export { addressText, encodeSockaddr, formatIPv4, formatIPv6, socketAddress } from './sockaddr.js';
