@@ -167,14 +167,19 @@ export class MasterMetrics {
     return this.registry.contentType;
   }
 
-  /** A reload report, as the reload records it (drain figures come later, in recordDrain). */
-  recordReload(report: Pick<ReloadReport, 'trigger' | 'result' | 'durationMs' | 'migrated' | 'dropped'>): void {
+  /**
+   * A reload report, as the reload records it (drain figures come later, in
+   * recordDrain). `drops` (dropped by reason), where the report has it,
+   * labels the losses; otherwise `dropped` counts as closed_without_migration.
+   */
+  recordReload(report: Pick<ReloadReport, 'trigger' | 'result' | 'durationMs' | 'migrated' | 'dropped'> & { readonly drops?: Readonly<Partial<Record<DropReason, number>>> }): void {
     this.version++;
     this.reloads.inc({ trigger: report.trigger, result: report.result });
     if (report.result !== 'ok' && report.result !== 'rolled_back') return;
     this.reloadDuration.observe(report.durationMs / 1000);
     this.migrated.inc(report.migrated);
-    this.recordDropped('closed_without_migration', report.dropped);
+    if (!report.drops) return this.recordDropped('closed_without_migration', report.dropped);
+    for (const [reason, n] of Object.entries(report.drops) as [DropReason, number | undefined][]) this.recordDropped(reason, n ?? 0);
   }
 
   /** A drain's figures, once an old generation has drained. */

@@ -15,23 +15,37 @@ export type WorkerExitReason =
   | 'killed'
   /** Killed by the master after missing its heartbeat. */
   | 'heartbeat'
-  /** Killed by the kernel's OOM killer. */
+  /** Killed by the kernel's OOM killer (not told apart yet: needs the cgroup's oom_kill count). */
   | 'oom'
   /** Failed before it was ready: the app threw at load or init, listen failed, or it never said ready. */
-  | 'failed_start';
+  | 'failed_start'
+  /** The process could not be created (EMFILE, EAGAIN under TasksMax). */
+  | 'spawn_failed';
 
-export const WORKER_EXIT_REASONS: readonly WorkerExitReason[] = ['exited', 'drained', 'crashed', 'killed', 'heartbeat', 'oom', 'failed_start'];
+export const WORKER_EXIT_REASONS: readonly WorkerExitReason[] = ['exited', 'drained', 'crashed', 'killed', 'heartbeat', 'oom', 'failed_start', 'spawn_failed'];
 
-/** Why connections were lost: a bounded set, usable as a label. */
+/**
+ * Why connections were lost: a bounded set, usable as a label. The first
+ * four are the reload report's own reasons (its `drops`, where the core has
+ * them; a report with only `dropped` counts as closed_without_migration).
+ */
 export type DropReason =
-  /** Queued on a listener that closed with no sibling to migrate to (strategy none, tcp_migrate_req=0, a removed address, a stop). */
+  /** Queued on a listener that closed with no sibling to migrate to (strategy none with tcp_migrate_req=0, a stop). */
   | 'closed_without_migration'
+  /** The kernel tried to migrate and failed (TCPMigrateReqFailure). */
+  | 'migration_failed'
+  /** Queued on an address the new configuration no longer has, left when it closed. */
+  | 'removed_address'
+  /** Queued on an address whose protocol changed (e.g. TLS switched on), left when it closed. */
+  | 'protocol_changed'
   /** Dropped by the kernel on one of our listeners, mostly because its accept queue was full (SO_MEMINFO drops). */
   | 'listen_overflow'
   /** Open on an old worker when drain_timeout ran out, and cut. */
   | 'killed_at_deadline';
 
-export const DROP_REASONS: readonly DropReason[] = ['closed_without_migration', 'listen_overflow', 'killed_at_deadline'];
+export const DROP_REASONS: readonly DropReason[] = [
+  'closed_without_migration', 'migration_failed', 'removed_address', 'protocol_changed', 'listen_overflow', 'killed_at_deadline',
+];
 
 /** Worker states counted by handover_workers; `down` is a slot of the active generation with no live worker. */
 export const WORKER_STATES = ['starting', 'ready', 'serving', 'draining', 'down'] as const;
