@@ -21,7 +21,7 @@ export class Cluster implements Contender {
   constructor(
     private readonly box: Box,
     readonly scheduling: Scheduling,
-    private readonly o: ContenderOptions,
+    readonly options: ContenderOptions,
   ) {
     this.id = `cluster-${scheduling}`;
     this.label = scheduling === 'rr' ? 'Node cluster (round robin)' : 'Node cluster (SCHED_NONE)';
@@ -31,9 +31,9 @@ export class Cluster implements Contender {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       NODE_CLUSTER_SCHED_POLICY: this.scheduling,
-      PORT: String(this.o.port),
-      BENCH_WORKERS: String(this.o.workers),
-      ...(this.o.tls ? { BENCH_TLS_CERT: this.o.tls.cert, BENCH_TLS_KEY: this.o.tls.key } : {}),
+      PORT: String(this.options.port),
+      BENCH_WORKERS: String(this.options.workers),
+      ...(this.options.tls ? { BENCH_TLS_CERT: this.options.tls.cert, BENCH_TLS_KEY: this.options.tls.key } : {}),
     };
     this.primary = new Watched(this.id, this.box.spawn('servers', process.execPath, [join(SERVERS, 'cluster.mjs')], env));
     await this.primary.waitFor('"ready" event', START_TIMEOUT_MS, (line) => (jsonLine(line)?.['event'] === 'ready' ? true : undefined));

@@ -44,6 +44,7 @@ export interface ContenderOptions {
 export interface Contender {
   readonly id: string;
   readonly label: string;
+  readonly options: ContenderOptions;
   /** How a reload is asked for, for the tables; null when the contender cannot reload. */
   readonly reloadHow: string | null;
   start(): Promise<void>;

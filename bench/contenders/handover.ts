@@ -53,18 +53,21 @@ export class Handover implements Contender {
   readonly label: string;
   readonly reloadHow = 'handover reload (CLI)';
   readonly config: string;
+  /** The master's control socket. */
+  readonly socket: string;
   private master: Watched | undefined;
 
   constructor(
     private readonly box: Box,
     readonly strategy: Strategy,
-    private readonly o: ContenderOptions,
+    readonly options: ContenderOptions,
     suffix = '',
   ) {
     this.id = `handover-${strategy}${suffix}`;
     this.label = `handover (${strategy}${suffix ? `, ${suffix.slice(1)}` : ''})`;
-    this.config = join(box.dir, `${this.id}-${o.port}.yaml`);
-    writeFileSync(this.config, handoverConfig(o, strategy, join(box.dir, `${this.id}-${o.port}.sock`)));
+    this.config = join(box.dir, `${this.id}-${options.port}.yaml`);
+    this.socket = join(box.dir, `${this.id}-${options.port}.sock`);
+    writeFileSync(this.config, handoverConfig(options, strategy, this.socket));
   }
 
   async start(): Promise<void> {

@@ -24,10 +24,10 @@ export class Pm2 implements Contender {
 
   constructor(
     private readonly box: Box,
-    private readonly o: ContenderOptions,
+    readonly options: ContenderOptions,
   ) {
     this.label = `PM2 ${pm2Version()} (cluster mode)`;
-    this.home = join(box.dir, `pm2-${o.port}`);
+    this.home = join(box.dir, `pm2-${options.port}`);
     mkdirSync(this.home, { recursive: true });
   }
 
@@ -35,8 +35,8 @@ export class Pm2 implements Contender {
     return {
       ...process.env,
       PM2_HOME: this.home,
-      PORT: String(this.o.port),
-      ...(this.o.tls ? { BENCH_TLS_CERT: this.o.tls.cert, BENCH_TLS_KEY: this.o.tls.key } : {}),
+      PORT: String(this.options.port),
+      ...(this.options.tls ? { BENCH_TLS_CERT: this.options.tls.cert, BENCH_TLS_KEY: this.options.tls.key } : {}),
     };
   }
 
@@ -45,10 +45,10 @@ export class Pm2 implements Contender {
   }
 
   async start(): Promise<void> {
-    const r = await this.pm2(['start', join(SERVERS, 'pm2-app.cjs'), '-i', String(this.o.workers), '--name', APP_NAME]);
+    const r = await this.pm2(['start', join(SERVERS, 'pm2-app.cjs'), '-i', String(this.options.workers), '--name', APP_NAME]);
     this.daemon = Number(readFileSync(join(this.home, 'pm2.pid'), 'utf8').trim()) || undefined;
     if (r.code !== 0) throw new Error(`pm2 start exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
-    await probe(this.box, this.o.port, this.o.tls !== undefined);
+    await probe(this.box, this.options.port, this.options.tls !== undefined);
   }
 
   async reload(): Promise<ReloadTiming> {

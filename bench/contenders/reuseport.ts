@@ -15,15 +15,15 @@ export class Reuseport implements Contender {
 
   constructor(
     private readonly box: Box,
-    private readonly o: ContenderOptions,
+    readonly options: ContenderOptions,
   ) {}
 
   /** Starts one more worker; resolves with its spawn-to-listening time (ms). */
   async spawnOne(): Promise<number> {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
-      PORT: String(this.o.port),
-      ...(this.o.tls ? { BENCH_TLS_CERT: this.o.tls.cert, BENCH_TLS_KEY: this.o.tls.key } : {}),
+      PORT: String(this.options.port),
+      ...(this.options.tls ? { BENCH_TLS_CERT: this.options.tls.cert, BENCH_TLS_KEY: this.options.tls.key } : {}),
     };
     const started = performance.now();
     const worker = new Watched(`reuseport worker ${this.workers.length}`, this.box.spawn('servers', process.execPath, [join(SERVERS, 'reuseport.mjs')], env));
@@ -33,7 +33,7 @@ export class Reuseport implements Contender {
   }
 
   async start(): Promise<void> {
-    await Promise.all(Array.from({ length: this.o.workers }, () => this.spawnOne()));
+    await Promise.all(Array.from({ length: this.options.workers }, () => this.spawnOne()));
   }
 
   reload(): Promise<ReloadTiming> {
