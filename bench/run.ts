@@ -3,7 +3,7 @@
 // JSON, Markdown and an SVG plot, and a full run rewrites README.md's bench
 // section. See bench/README.md.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -86,14 +86,14 @@ function newResults(o: Options, box: Box): Results {
   };
 }
 
-function write(o: Options, r: Results): void {
+function write(o: Options, r: Results, json = true): void {
   mkdirSync(o.out, { recursive: true });
   r.checks = checks(r);
-  writeFileSync(join(o.out, 'latest.json'), `${JSON.stringify(r, null, 1)}\n`);
+  if (json) writeFileSync(join(o.out, 'latest.json'), `${JSON.stringify(r, null, 1)}\n`);
   writeFileSync(join(o.out, SVG), seriesSvg(r));
   const md = markdown(r, SVG);
   writeFileSync(join(o.out, 'latest.md'), md);
-  if (o.readme) updateReadme(join(ROOT, 'README.md'), readmeSection(r, `bench/results/${SVG}`, 'bench/results/latest.md'));
+  if (o.readme && !r.meta.quick) updateReadme(join(ROOT, 'README.md'), readmeSection(r, `bench/results/${SVG}`, 'bench/results/latest.md'));
   process.stdout.write(md);
 }
 
@@ -101,6 +101,10 @@ async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2), RESULTS);
   if (o === 'help') {
     process.stdout.write(usage());
+    return 0;
+  }
+  if (o.render) {
+    write(o, JSON.parse(readFileSync(join(o.out, 'latest.json'), 'utf8')) as Results, false);
     return 0;
   }
   preflight();

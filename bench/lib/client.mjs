@@ -121,17 +121,21 @@ function connection(mode) {
     const keepAlive = mode === 'keepalive';
     const socket = open();
     let buf = Buffer.alloc(0);
-    let waiting = false; // a request is out and unanswered
+    // A request is due from the moment its connection is opened: a connect or
+    // handshake that fails or hangs fails that request.
+    let waiting = true;
     let done = false;
-    let timer;
+    let timer = setTimeout(() => finish('timeout'), timeoutMs);
     const finish = (kind) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      unfinished.delete(finish);
       if (waiting && kind) record(mode, kind);
       socket.destroy();
       resolve();
     };
+    unfinished.add(finish);
     const send = () => {
       if (stopping || Date.now() >= deadline) return finish(null);
       waiting = true;
@@ -152,11 +156,7 @@ function connection(mode) {
       if (!keepAlive || r.close) return finish(null);
       send();
     });
-    // Before any request is out (connect failed), the failure is this request's too.
-    socket.on('error', (err) => {
-      waiting = true;
-      finish(kindOf(err));
-    });
+    socket.on('error', (err) => finish(kindOf(err)));
     socket.on('close', () => finish('eof'));
   });
 }
@@ -165,16 +165,22 @@ async function loop(mode) {
   while (!stopping && Date.now() < deadline) await connection(mode);
 }
 
-const cap = setTimeout(() => {
+/** Every unfinished connection's finish(), for the hard stop. */
+const unfinished = new Set();
+// In-flight requests end within their timeout after the deadline; past that
+// (and past the hard cap) whatever is left is cut, uncounted.
+const hardStop = setTimeout(() => {
   stopping = true;
-}, HARD_CAP_MS);
-cap.unref();
+  for (const finish of [...unfinished]) finish(null);
+}, Math.min(durationMs + timeoutMs + 2000, HARD_CAP_MS));
+hardStop.unref();
 process.once('SIGTERM', () => (stopping = true));
 
 await Promise.all([
   ...Array.from({ length: int('keepalive') }, () => loop('keepalive')),
   ...Array.from({ length: int('newconn') }, () => loop('newconn')),
 ]);
+clearTimeout(hardStop);
 const out = { startedAt, elapsedMs: Date.now() - startedAt, bucketMs, kinds: KINDS, modes: {} };
 for (const [name, m] of Object.entries(modes)) {
   out.modes[name] = { ok: m.ok, failed: m.failed, timeline: [...m.buckets].sort((a, b) => a[0] - b[0]).map(([b, row]) => [b, ...row]) };

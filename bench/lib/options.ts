@@ -38,6 +38,8 @@ export interface Options {
   readonly out: string;
   readonly readme: boolean;
   readonly maxMinutes: number;
+  /** Only render: read DIR/latest.json and write the Markdown, SVG (and README section) again. */
+  readonly render: boolean;
 }
 
 const USAGE = `usage: npm run bench [-- options]
@@ -50,6 +52,7 @@ const USAGE = `usage: npm run bench [-- options]
   --out DIR               where results go (default bench/results, or bench/results/quick)
   --no-readme             do not rewrite README.md's bench section (a full run does by default)
   --max-minutes M         abort and clean up after M minutes (default 120)
+  --render                measure nothing: redraw the tables and the SVG from the results' latest.json
 Needs root (a network namespace of its own), wrk, taskset, openssl; builds dist/ first.
 `;
 
@@ -80,6 +83,7 @@ export function parseOptions(argv: readonly string[], resultsDir: string): Optio
       out: { type: 'string' },
       'no-readme': { type: 'boolean', default: false },
       'max-minutes': { type: 'string' },
+      render: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -98,6 +102,7 @@ export function parseOptions(argv: readonly string[], resultsDir: string): Optio
     out: values.out ?? (quick ? `${resultsDir}/quick` : resultsDir),
     readme: !quick && !values['no-readme'] && values.out === undefined,
     maxMinutes: int('max-minutes', values['max-minutes'], 120, 1),
+    render: values.render,
   };
 }
 

@@ -61,6 +61,8 @@ export interface SeriesCpu {
   readonly masterMs: number;
   /** Reload commands (CLI processes), on the servers' CPUs but outside their trees. */
   readonly commandMs: number;
+  /** New workers' own CPU when the reload that started them ended: their start-up (up to ready; with a settle, also what they served meanwhile). */
+  readonly startupMs: number;
   /** Worker processes that appeared during the series. */
   readonly workersStarted: number;
   /** The workers' CPU per request without reloads (the calm run right before): what serving costs when warm. */

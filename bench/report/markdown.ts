@@ -95,24 +95,25 @@ export function breakdownTable(r: Results): string {
   const s = r.reloadSeries;
   const rows = ids(r, s).map((id) => {
     const runs = s[id]!;
-    const per = (f: (x: SeriesRun) => number): string => withSpread(runs.map(f), (v) => num(v, 2));
+    const perS = (f: (x: SeriesRun) => number): string => withSpread(runs.map((x) => f(x) / 1000 / x.seconds), (v) => num(v, 2));
     const serving = (x: SeriesRun): number => x.requests * x.cpu.calmCpuPerRequestMs;
-    const rest = (x: SeriesRun): number => x.cpu.totalMs + x.cpu.commandMs - serving(x) - x.cpu.masterMs;
+    const rest = (x: SeriesRun): number => x.cpu.totalMs + x.cpu.commandMs - serving(x) - x.cpu.masterMs - x.cpu.startupMs;
     return [
       r.meta.labels[id]!,
-      per((x) => (x.cpu.totalMs + x.cpu.commandMs) / 1000 / x.seconds),
-      per((x) => serving(x) / 1000 / x.seconds),
-      per((x) => x.cpu.masterMs / 1000 / x.seconds),
-      per((x) => x.cpu.commandMs / 1000 / x.seconds),
-      per((x) => rest(x) / 1000 / x.seconds),
+      perS((x) => x.cpu.totalMs + x.cpu.commandMs),
+      perS(serving),
+      perS((x) => x.cpu.masterMs),
+      perS((x) => x.cpu.commandMs),
+      perS((x) => x.cpu.startupMs),
+      perS(rest),
       withSpread(runs.map((x) => x.cpu.workersStarted), num),
-      withSpread(runs.map((x) => rest(x) / Math.max(1, x.cpu.workersStarted)), (v) => num(v)),
-      withSpread(runs.map((x) => rest(x) / x.cpu.calmCpuPerRequestMs / x.seconds)),
+      withSpread(runs.map((x) => x.cpu.startupMs / Math.max(1, x.cpu.workersStarted)), (v) => num(v)),
+      withSpread(runs.map((x) => (x.cpu.startupMs + rest(x)) / x.cpu.calmCpuPerRequestMs / x.seconds)),
     ];
   });
   return table(
-    ['contender', 'CPU used (CPU-s per s)', 'serving at the calm cost per request', 'master', 'reload commands', 'the rest: new workers start-up + warm-up, drains',
-      'workers started', 'the rest per new worker (CPU ms)', 'req/s the rest would have served at the calm cost'],
+    ['contender', 'CPU used', 'serving, at the calm CPU per request', 'master', 'reload commands', 'new workers up to ready', 'the rest: warm-up, drains, contention',
+      'workers started', 'CPU ms per new worker up to ready', 'req/s that start-up + the rest would have served at the calm cost'],
     rows,
   );
 }
@@ -183,7 +184,7 @@ export function markdown(r: Results, svgName: string): string {
     '## Reload every second under load (scenario 3)',
     seriesTable(r),
     `![requests per second and failed requests while reloading every second](${svgName})`,
-    'Where the CPU went during the keep-alive series (CPU-seconds per second, the servers pinned to ' + `${r.meta.pinning.includes('CPU') ? r.meta.pinning.replace(/.*servers on (CPU [^,]+),.*/, '$1') : 'all CPUs'}):`,
+    `Where the servers' CPU went during the keep-alive series, in CPU-seconds per second (${r.meta.pinning}; on a shared machine the rest of the servers' CPUs went to other processes). "The rest" is what is left after serving every request at the cost it had without reloads: cold code in new workers, new connections, old workers draining, and any slowdown from contention.`,
     breakdownTable(r),
     '## TLS certificate rotation under load (scenario 4)',
     tlsTable(r) || 'not run',

@@ -8,7 +8,7 @@ import type { ReloadMark, Results, SeriesRun } from '../lib/results.js';
 import { BUCKET_MS } from '../lib/wrk.js';
 
 const W = 960;
-const LEFT = 70;
+const LEFT = 76;
 const RIGHT = 20;
 const PLOT_W = W - LEFT - RIGHT;
 const TITLE_H = 22;
@@ -84,14 +84,15 @@ export function seriesSvg(r: Results): string {
     out.push(`<text x="${W - RIGHT}" y="${top + 15}" text-anchor="end">${run.reloads} reloads; ${Math.round(run.rps).toLocaleString('en-US')} req/s (${Math.round(run.calmRps).toLocaleString('en-US')} without reloads); own client: ${failedTotal} failed</text>`);
     out.push(`<rect x="${LEFT}" y="${rpsY}" width="${PLOT_W}" height="${RPS_H}" fill="#fafafa" stroke="#cccccc"/>`);
     out.push(`<rect x="${LEFT}" y="${failY}" width="${PLOT_W}" height="${FAIL_H}" fill="#fafafa" stroke="#cccccc"/>`);
+    out.push(`<clipPath id="p${i}"><rect x="${LEFT}" y="${rpsY}" width="${PLOT_W}" height="${failY + FAIL_H - rpsY}"/></clipPath>`, `<g clip-path="url(#p${i})">`);
     const t0 = run.timeline[0]?.[0] ?? run.marks[0]?.at ?? 0;
     marks(out, run.marks, t0, seconds, rpsY, RPS_H);
     const x = (t: number, from: number): number => LEFT + ((t - from) / 1000 / seconds) * PLOT_W;
+    // The first and last buckets are partial (wrk started and stopped within them).
     const pts = run.timeline
-      .filter(([b]) => (b - t0) / 1000 <= seconds)
+      .slice(1, -1)
       .map(([b, n]) => `${f1(x(b + BUCKET_MS / 2, t0))},${f1(rpsY + RPS_H - (n / bucketS / maxRps) * RPS_H)}`);
     if (pts.length > 1) out.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="#2c3e50" stroke-width="1.3"/>`);
-    out.push(`<text x="${LEFT - 6}" y="${rpsY + 9}" text-anchor="end">${Math.round(maxRps / 1000)}k/s</text><text x="${LEFT - 6}" y="${rpsY + RPS_H}" text-anchor="end">0</text>`);
     const fb = failureBuckets(run);
     if (fb && run.kinds) {
       marks(out, run.kinds.marks, fb.t0, seconds, failY, FAIL_H);
@@ -107,8 +108,11 @@ export function seriesSvg(r: Results): string {
         });
       }
     }
+    out.push('</g>');
+    out.push(`<text x="${LEFT - 6}" y="${rpsY + 9}" text-anchor="end">${Math.round(maxRps / 1000)}k/s</text><text x="${LEFT - 6}" y="${rpsY + RPS_H}" text-anchor="end">0</text>`);
     out.push(`<text x="${LEFT - 6}" y="${failY + 9}" text-anchor="end">${maxFail}</text><text x="${LEFT - 6}" y="${failY + FAIL_H}" text-anchor="end">0</text>`);
     out.push(`<text x="${LEFT - 6}" y="${failY + FAIL_H / 2 + 4}" text-anchor="end" fill="#666666">failed</text>`);
+    out.push(`<text x="${LEFT - 6}" y="${failY + FAIL_H / 2 + 15}" text-anchor="end" fill="#666666">/ ${run.kinds?.bucketMs ?? BUCKET_MS} ms</text>`);
     for (let s = 0; s <= seconds; s += seconds > 10 ? 5 : 1) {
       const tx = LEFT + (s / seconds) * PLOT_W;
       out.push(`<text x="${f1(tx)}" y="${failY + FAIL_H + 13}" text-anchor="middle" fill="#666666">${s}s</text>`);

@@ -74,6 +74,7 @@ async function oneRun(ctx: Ctx, c: Contender, repeat: number): Promise<SeriesRun
       totalMs,
       masterMs: Number.isFinite(masterMs) ? masterMs : 0,
       commandMs: series.commandCpuMs,
+      startupMs: series.startupMs,
       workersStarted: series.newPids,
       calmCpuPerRequestMs: calm.requests > 0 ? calmWorkersMs / calm.requests : Number.NaN,
     },

@@ -3,7 +3,7 @@
 // ended), and the bench's own client counting every failure by kind.
 import { fileURLToPath } from 'node:url';
 import type { Contender } from '../contenders/contender.js';
-import { descendants } from '../lib/procfs.js';
+import { descendants, processCpu } from '../lib/procfs.js';
 import type { ClientRun, ReloadMark } from '../lib/results.js';
 import { sleep, type Ctx } from './context.js';
 
@@ -17,6 +17,8 @@ export interface Series {
   readonly failed: number;
   /** Processes seen in the contender's trees that were not there at the start. */
   readonly newPids: number;
+  /** The new processes' own CPU when the reload that started them ended (start-up, up to ready). */
+  readonly startupMs: number;
 }
 
 /**
@@ -31,8 +33,11 @@ export async function reloadEverySecond(
   untilEpochMs: number,
   before?: () => Promise<void> | void,
 ): Promise<Series> {
-  const seen = new Set<number>(c.roots().flatMap((r) => [r, ...descendants(r)]));
-  const initial = seen.size;
+  const tree = (): number[] => c.roots().flatMap((r) => [r, ...descendants(r)]);
+  const initial = new Set<number>(tree());
+  const seen = new Set<number>(initial);
+  const counted = new Set<number>(initial);
+  let startupMs = 0;
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
@@ -51,6 +56,11 @@ export async function reloadEverySecond(
     await before?.();
     const at = Date.now();
     const t = await c.reload();
+    for (const pid of tree()) {
+      if (counted.has(pid)) continue;
+      counted.add(pid);
+      startupMs += processCpu(pid)?.selfMs ?? 0;
+    }
     marks.push({ at, end: Date.now(), ok: t.ok, ...(t.error ? { error: t.error } : {}) });
     if (!t.ok) failed++;
     commandCpuMs += Number.isFinite(t.commandCpuMs) ? (t.commandCpuMs ?? 0) : 0;
@@ -58,7 +68,7 @@ export async function reloadEverySecond(
   }
   sampling = false;
   await sampler;
-  return { marks, commandCpuMs, failed, newPids: seen.size - initial };
+  return { marks, commandCpuMs, failed, newPids: seen.size - initial.size, startupMs };
 }
 
 /** Runs the bench's client against `port` for `seconds` while `during()` runs; returns its counts. */

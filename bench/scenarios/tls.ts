@@ -119,7 +119,7 @@ async function rotateByWatch(ctx: Ctx, c: Handover, pairs: TlsFiles[], served: T
     const rest = at + ctx.o.reloadEveryMs - Date.now();
     if (rest > 0) await new Promise((r) => setTimeout(r, rest));
   }
-  return { marks, commandCpuMs: 0, failed, newPids: 0 };
+  return { marks, commandCpuMs: 0, failed, newPids: 0, startupMs: 0 };
 }
 
 async function fingerprint(ctx: Ctx, c: Contender): Promise<string> {
