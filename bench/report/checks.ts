@@ -72,10 +72,10 @@ export function checks(r: Results): Check[] {
         target: `≤ ${CLI_FACTOR}×`,
         met: ps.p95 <= CLI_FACTOR,
       });
-      const work = x.durationMs.map((v, i) => v - (x.settleMs[i] ?? 0));
-      const rp = summarize(work).p50 / bare;
+      // settleMs is reported beside durationMs (the CLI target adds them), so durationMs is the reload's own work.
+      const rp = summarize(x.durationMs).p50 / bare;
       out.push({
-        what: `${key}: report p50 ${x.settleMs.length > 0 ? '(durationMs − settleMs) ' : ''}÷ a bare worker's spawn-to-ready p50`,
+        what: `${key}: report durationMs p50 ÷ a bare worker's spawn-to-ready p50`,
         value: times(rp),
         target: `≤ ${REPORT_FACTOR}×`,
         met: Number.isFinite(rp) ? rp <= REPORT_FACTOR : null,

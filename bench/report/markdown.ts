@@ -139,7 +139,7 @@ export function durationTable(r: Results): string {
     p50p95(x.durationMs),
     x.settleMs.length > 0 ? p50p95(x.settleMs) : '–',
     x.commandCpuMs.length > 0 ? ms(summarize(x.commandCpuMs).p50) : '–',
-    x.durationMs.length > 0 ? times(summarize(x.durationMs.map((v, i) => v - (x.settleMs[i] ?? 0))).p50 / bare) : '–',
+    x.durationMs.length > 0 ? times(summarize(x.durationMs).p50 / bare) : '–',
     String(x.failed),
   ]);
   rows.push(['baseline: one handover worker alone, spawn → ready', p50p95(d.bareWorkerMs), '–', '–', `${ms(summarize(d.bareWorkerCpuMs).p50)} (the worker's)`, '1.00×', '0']);
