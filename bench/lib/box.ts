@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Netns } from '../../test/harness/netns.js';
+import { CpuGroup } from './cpu-group.js';
 
 export interface Pinning {
   /** taskset CPU list for the servers (masters, workers, reload commands), or null when not pinned. */
@@ -35,13 +36,17 @@ export class Box {
   readonly dir: string;
   readonly pinning: Pinning;
   private readonly children = new Set<ChildProcess>();
+  private readonly groups: Record<Side, CpuGroup | undefined>;
 
   private constructor(
     readonly ns: Netns,
     readonly migrateReq: string,
   ) {
     this.dir = mkdtempSync(join(tmpdir(), 'handover-bench-'));
-    this.pinning = choosePinning(cpus().length);
+    const pinning = choosePinning(cpus().length);
+    this.groups = { servers: CpuGroup.create(`${ns.name}-servers`), load: CpuGroup.create(`${ns.name}-load`) };
+    const grouped = this.groups.servers && this.groups.load;
+    this.pinning = { ...pinning, note: `${pinning.note}; ${grouped ? 'each side in a CPU cgroup of its own (no autogroup bias)' : 'no CPU cgroups (autogroup may favour processes in sessions of their own)'}` };
   }
 
   static async open(): Promise<Box> {
@@ -58,8 +63,12 @@ export class Box {
   /** `cmd args` inside the namespace, pinned to the side's CPUs. child.pid is the command's own pid. */
   spawn(side: Side, cmd: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
     const cpuList = side === 'servers' ? this.pinning.servers : this.pinning.load;
-    const argv = cpuList === null ? [cmd, ...args] : ['taskset', '-c', cpuList, cmd, ...args];
-    const child = spawnChild('ip', ['netns', 'exec', this.ns.name, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const pinned = cpuList === null ? [cmd, ...args] : ['taskset', '-c', cpuList, cmd, ...args];
+    // Into the group first: `ip netns exec` mounts a sysfs of the namespace's own, without the cgroup tree.
+    const inNs = ['ip', 'netns', 'exec', this.ns.name, ...pinned];
+    const group = this.groups[side];
+    const argv = group ? group.wrap(inNs) : inNs;
+    const child = spawnChild(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));
     child.once('error', () => this.children.delete(child));
@@ -94,6 +103,8 @@ export class Box {
   async close(): Promise<void> {
     for (const child of this.children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await this.ns.destroy(500);
+    this.groups.servers?.remove();
+    this.groups.load?.remove();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
