@@ -83,6 +83,7 @@ function newResults(o: Options, box: Box): Results {
     reloadSeries: {},
     checks: [],
     errors: [],
+    notes: [],
   };
 }
 

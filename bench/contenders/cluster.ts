@@ -53,6 +53,10 @@ export class Cluster implements Contender {
     }
   }
 
+  notes(): Promise<string[]> {
+    return Promise.resolve([]);
+  }
+
   masterPid(): number | undefined {
     return this.primary?.pid;
   }

@@ -53,6 +53,8 @@ export interface Contender {
   masterPid(): number | undefined;
   /** Roots of the server-side process trees (CPU accounting). */
   roots(): number[];
+  /** What the contender itself reported as wrong since the last call (warnings in its log, restarted workers). */
+  notes(): Promise<string[]>;
   stop(): Promise<void>;
 }
 

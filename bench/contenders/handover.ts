@@ -3,12 +3,15 @@
 // user or `systemctl reload` (ExecReload=handover reload) would ask.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { request } from '../../src/cli/client.js';
 import type { Box } from '../lib/box.js';
 import {
   ROOT, SERVERS, START_TIMEOUT_MS, STOP_GRACE_MS, rememberTree, timedCommand,
   type Contender, type ContenderOptions, type ReloadTiming,
 } from './contender.js';
 import { jsonLine, Watched } from './watched.js';
+
+const STATUS_TIMEOUT_MS = 10_000;
 
 export const MAIN = join(ROOT, 'dist/main.js');
 
@@ -56,6 +59,7 @@ export class Handover implements Contender {
   /** The master's control socket. */
   readonly socket: string;
   private master: Watched | undefined;
+  private restartsSeen = 0;
 
   constructor(
     private readonly box: Box,
@@ -104,6 +108,20 @@ export class Handover implements Contender {
       const report = record?.['reload'];
       return report !== null && typeof report === 'object' ? (report as Record<string, unknown>) : undefined;
     });
+  }
+
+  async notes(): Promise<string[]> {
+    const out = (this.master?.warnings.splice(0) ?? []).map((line) => `log: ${line}`);
+    try {
+      const { response } = await request(this.socket, { cmd: 'status' }, STATUS_TIMEOUT_MS);
+      const generations = (response.result as { generations?: { workers?: { restarts?: number }[] }[] } | undefined)?.generations ?? [];
+      const restarts = generations.flatMap((g) => g.workers ?? []).reduce((n, w) => n + (w.restarts ?? 0), 0);
+      if (restarts > this.restartsSeen) out.push(`status: ${restarts - this.restartsSeen} worker restart(s)`);
+      this.restartsSeen = restarts;
+    } catch (err) {
+      out.push(`status: ${String(err)}`);
+    }
+    return out;
   }
 
   masterPid(): number | undefined {

@@ -58,6 +58,10 @@ export class Pm2 implements Contender {
       : { ok: false, wallMs: r.wallMs, commandCpuMs: r.cpuMs, error: `pm2 reload exited ${r.code}: ${r.stderr.trim().split('\n')[0]}` };
   }
 
+  notes(): Promise<string[]> {
+    return Promise.resolve([]);
+  }
+
   masterPid(): number | undefined {
     return this.daemon;
   }

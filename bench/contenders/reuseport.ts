@@ -40,6 +40,10 @@ export class Reuseport implements Contender {
     return Promise.reject(new Error('bare SO_REUSEPORT workers have no supervisor to reload them'));
   }
 
+  notes(): Promise<string[]> {
+    return Promise.resolve([]);
+  }
+
   masterPid(): number | undefined {
     return undefined;
   }

@@ -5,10 +5,14 @@
 import type { ChildProcess } from 'node:child_process';
 
 const TAIL_LINES = 30;
+const WARN_LEVEL = 40;
+const MAX_WARNINGS = 20;
 
 export class Watched {
   readonly exited: Promise<void>;
   private readonly tail: string[] = [];
+  /** Log lines at warn level or above (pino's JSON: level ≥ 40), kept for the report. */
+  readonly warnings: string[] = [];
   private readonly waiters = new Set<(line: string) => void>();
 
   constructor(
@@ -27,6 +31,8 @@ export class Watched {
         buffered = buffered.slice(nl + 1);
         this.tail.push(line.length > 400 ? `${line.slice(0, 400)}…` : line);
         if (this.tail.length > TAIL_LINES) this.tail.shift();
+        const level = jsonLine(line)?.['level'];
+        if (typeof level === 'number' && level >= WARN_LEVEL && this.warnings.length < MAX_WARNINGS) this.warnings.push(line.slice(0, 400));
         for (const waiter of [...this.waiters]) waiter(line);
       }
     };

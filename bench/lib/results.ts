@@ -168,6 +168,8 @@ export interface Results {
   cli?: CliResults;
   checks: Check[];
   errors: string[];
+  /** What contenders reported as wrong during a measurement (log warnings, restarted workers). */
+  notes: string[];
 }
 
 export function push<T>(by: ByContender<T>, id: string, value: T): void {

@@ -53,10 +53,12 @@ export function checks(r: Results): Check[] {
     if (!s[rival]) continue;
     out.push({ what: `reload every second under load: ${label(rival)} failed requests (for comparison)`, value: s[rival].map(seriesFailures).join(', '), target: 'counted', met: null });
   }
+  const reloads = (runs: readonly SeriesRun[] | undefined): string => (runs ?? []).map((x) => x.reloads).join('/');
   for (const h of STRATEGIES) {
     for (const rival of ['cluster-none', 'cluster-rr', 'pm2']) {
       if (!s[h] && !s[rival]) continue;
-      out.push(ratioCheck(`keep-alive req/s during the reload series: ${label(h)} ÷ ${label(rival)} (or the breakdown)`, rps(s[h]), rps(s[rival]), AHEAD));
+      const c = ratioCheck(`keep-alive req/s during the reload series: ${label(h)} ÷ ${label(rival)} (or the breakdown)`, rps(s[h]), rps(s[rival]), AHEAD);
+      out.push({ ...c, value: `${c.value} (reloads ${reloads(s[h])} vs ${reloads(s[rival])})` });
     }
   }
   const d = r.duration;

@@ -4,7 +4,7 @@ import type { ClientRun, Results, SeriesRun, ThroughputRun } from '../lib/result
 import { spread, summarize } from '../lib/stats.js';
 import { wrkErrorTotal } from '../lib/wrk.js';
 import { MODULES, NODE_FLOOR } from '../scenarios/cli-cost.js';
-import { checks, rps } from './checks.js';
+import { checks, rps, seriesFailures } from './checks.js';
 import { compact, ms, num, p50p95, pct, table, times, withSpread } from './format.js';
 
 const KINDS = ['reset', 'refused', 'eof', 'timeout', 'non2xx', 'other'] as const;
@@ -63,6 +63,13 @@ function pooledKinds(runs: readonly SeriesRun[]): ClientRun | undefined {
   return { ...all[0]!, modes: { keepalive: pool('keepalive'), newconn: pool('newconn') } };
 }
 
+/** All failed requests over all reloads of both series, all repeats. */
+function failedPerReload(runs: readonly SeriesRun[]): number {
+  const failed = runs.reduce((n, x) => n + seriesFailures(x), 0);
+  const reloads = runs.reduce((n, x) => n + x.reloads + (x.kinds?.reloads ?? 0), 0);
+  return reloads === 0 ? Number.NaN : failed / reloads;
+}
+
 export function seriesTable(r: Results): string {
   const s = r.reloadSeries;
   const base = s['handover-migrate'];
@@ -81,12 +88,13 @@ export function seriesTable(r: Results): string {
       `${wrkErr('connect')} / ${wrkErr('read')} / ${wrkErr('write')} / ${wrkErr('timeout')} / ${wrkErr('status')}`,
       kindsText(kinds, 'keepalive'),
       kindsText(kinds, 'newconn'),
+      `${num(failedPerReload(runs), 1)}`,
       base ? times(spread(rps(base)).median / spread(rps(runs)).median) : '–',
     ];
   });
   return table(
     ['contender', 'reload by', 'reloads', 'keep-alive req/s while reloading', 'without reloads', 'during ÷ without', 'wrk errors connect / read / write / timeout / status (all repeats)',
-      'own client, keep-alive: failed by kind', 'own client, new connection: failed by kind', 'handover (migrate) ÷'],
+      'own client, keep-alive: failed by kind', 'own client, new connection: failed by kind', 'failed per reload (wrk + own client)', 'handover (migrate) ÷'],
     rows,
   );
 }
@@ -195,6 +203,7 @@ export function markdown(r: Results, svgName: string): string {
     '## What a CLI command costs',
     cliTable(r) || 'not run',
     ...(r.errors.length > 0 ? ['## Failed measurements', r.errors.map((e) => `- ${e.split('\n')[0]}`).join('\n')] : []),
+    ...((r.notes ?? []).length > 0 ? ['## What the contenders reported as wrong', r.notes.map((n) => `- ${n.replace(/\n/g, ' ')}`).join('\n')] : []),
   ];
   return `${parts.join('\n\n')}\n`;
 }

@@ -34,6 +34,11 @@ export class Ctx {
     return [...ids.slice(k), ...ids.slice(0, k)];
   }
 
+  /** Records what the contender reported as wrong during the measurement just taken. */
+  async note(c: Contender, what: string): Promise<void> {
+    for (const n of await c.notes()) this.results.notes.push(`${what}: ${n}`);
+  }
+
   wrk(port: number, seconds: number, newConnection: boolean, timeline: boolean, tls = false): Promise<WrkResult> {
     return runWrk((cmd, args, timeoutMs) => this.box.run('load', cmd, args, timeoutMs), {
       url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}/`,

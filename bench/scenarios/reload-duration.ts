@@ -61,6 +61,7 @@ export async function reloadDuration(ctx: Ctx): Promise<void> {
       try {
         await c.start();
         const walls = await measure(ctx, c, samples, results);
+        await ctx.note(c, `reload duration ${cfg.key} #${repeat + 1}`);
         samples.repeatP50.push(percentile([...walls].sort((a, b) => a - b), 50));
         ctx.log(`  ${cfg.key} #${repeat + 1}: reload p50 ${samples.repeatP50.at(-1)!.toFixed(0)} ms as the caller waits`);
       } catch (err) {

@@ -23,6 +23,7 @@ export async function reloadSeries(ctx: Ctx): Promise<void> {
         await c.start();
         const run = await oneRun(ctx, c, repeat);
         push(ctx.results.reloadSeries, id, run);
+        await ctx.note(c, `reload series ${id} #${repeat + 1}`);
         ctx.log(
           `  ${id} #${repeat + 1}: ${run.rps.toFixed(0)} req/s during ${run.reloads} reloads (${((run.rps / run.calmRps) * 100).toFixed(0)}% of calm), ` +
             `wrk errors ${wrkErrorTotal(run.errors)}, client failures ${run.kinds ? clientFailures(run.kinds) : '-'}`,

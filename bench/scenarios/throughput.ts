@@ -21,6 +21,7 @@ export async function throughput(ctx: Ctx): Promise<void> {
           await ctx.wrk(c.options.port, d.warmupS, newConnection, false);
           const run = await measured(ctx, c, newConnection, repeat, idle);
           push(ctx.results.throughput[newConnection ? 'newconn' : 'keepalive'], id, run);
+          await ctx.note(c, `throughput ${id} #${repeat + 1} ${newConnection ? 'new connection' : 'keep-alive'}`);
           ctx.log(`  ${id} ${newConnection ? 'new conn' : 'keep-alive'} #${repeat + 1}: ${run.rps.toFixed(0)} req/s, p99 ${run.latency.p99.toFixed(2)} ms`);
         }
       } catch (err) {

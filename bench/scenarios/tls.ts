@@ -78,6 +78,7 @@ export async function tlsRotation(ctx: Ctx): Promise<void> {
         const kinds = await clientWhile(ctx, c.options.port, ctx.o.d.seriesS, true, (until) =>
           watched ? rotateByWatch(ctx, watched, pairs, served, until) : reloadEverySecond(ctx, c, until, () => swapIn(pairs[++n % PAIRS]!, served)),
         );
+        await ctx.note(c, `tls ${id} #${repeat + 1}`);
         const last = new X509Certificate(readFileSync(served.cert)).fingerprint256;
         const servesLast = (await fingerprint(ctx, c)) === last;
         push(results.runs, id, {

@@ -50,6 +50,7 @@ function results(): Results {
     reloadSeries: { 'handover-migrate': [series(1000, 0)], pm2: [series(800, 7)] },
     checks: [],
     errors: [],
+    notes: [],
   };
 }
 
