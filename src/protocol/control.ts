@@ -118,9 +118,9 @@ export interface WorkerStatus {
   readonly uptimeMs: number;
   readonly restarts: number;
   readonly nextAttemptInMs?: number;
-  /** CPU time (user + system) the worker process has used, when the master measures it. */
+  /** CPU time (user + system) of the live worker process, seconds (/proc/<pid>/stat). */
   readonly cpuSeconds?: number;
-  /** Resident set size of the worker process, when the master measures it. */
+  /** Resident memory of the live worker process, bytes (/proc/<pid>/statm). */
   readonly rssBytes?: number;
 }
 
