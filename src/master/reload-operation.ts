@@ -242,7 +242,11 @@ export class ReloadOperation {
       durationMs: monotonic() - started,
     };
     this.host.metrics?.recordDrain(report.drain);
-    this.host.log.info({ reload: report.id, generation: old.id, drain: report.drain }, `generation ${old.id} drained`);
+    const { drained, killed, durationMs } = report.drain;
+    this.host.log.info(
+      { reload: report.id, generation: old.id, drain: report.drain },
+      `generation ${old.id} drained in ${Math.round(durationMs)} ms: ${drained} connections finished, ${killed} cut at drain_timeout`,
+    );
   }
 
   /** One generation, one deadline: its own drain_timeout (plus grace), whatever the new configuration says. */

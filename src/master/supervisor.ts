@@ -153,7 +153,7 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
       const { tcpMigrateReq } = this.kernelState;
       this.log.info(
         { config: config.file, workers: config.workers, tcpMigrateReq, strategy: choice.strategy, control: config.controlSocket },
-        'master starting',
+        `master starting: ${config.workers} workers of ${config.app}, reload strategy ${choice.strategy}, config ${config.file}, control socket ${config.controlSocket}`,
       );
       if (choice.warning) this.log.warn(choice.warning);
       else if (tcpMigrateReq !== 1) {
@@ -311,7 +311,7 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
 
   private onWorkerExit(generation: Generation, slot: Slot, worker: WorkerHandle, exit: WorkerExit): void {
     const expected = this.stopMode !== undefined || generation !== this.current || exit.reason === 'drained';
-    this.log[expected ? 'info' : 'warn'](
+    this.log[exit.reason === 'drained' ? 'debug' : expected ? 'info' : 'warn'](
       { generation: generation.id, worker: slot.index, workerPid: worker.pid, code: exit.code, signal: exit.signal, reason: exit.reason },
       `worker ${slot.index} (${worker.who}) ${exit.detail}`,
     );
