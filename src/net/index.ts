@@ -15,4 +15,5 @@ export type { AcceptQueue } from '../sys/index.js';
 export { chooseStrategy, SYSCTL_HINT } from './strategy.js';
 export type { EffectiveStrategy, StrategyChoice } from './strategy.js';
 export { ReuseportGroup } from './reuseport-group.js';
-export type { GroupChange } from './reuseport-group.js';
+export type { GroupChange, GroupSteering } from './reuseport-group.js';
+export { ReuseportLayout } from './reuseport-layout.js';
