@@ -5,7 +5,7 @@
 // and learn of the events that concern them from here.
 import type { Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
-import { addressText, chooseStrategy, findForeignListeners, SYSCTL_HINT, type ListenerSpec } from '../net/index.js';
+import { addressText, findForeignListeners, type ListenerSpec } from '../net/index.js';
 import type { ControlResponse, EffectiveStrategy, MasterStatus, ParsedControlRequest, ReloadReport, Trigger } from '../protocol/control.js';
 import { ExpiryMonitor, tlsWarnings } from '../tls/expiry.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
@@ -13,11 +13,12 @@ import { monotonic, within } from './clock.js';
 import { ControlServer, type Reply } from './control-server.js';
 import { EventQueue } from './events.js';
 import { specsOf, type Generation, type Slot } from './generation.js';
-import { strategyFor } from './handoff/strategies.js';
+import { logDecision, pickStrategy } from './handoff/choice.js';
+import { Strategies } from './handoff/strategies.js';
 import type { HandoffStrategy } from './handoff/strategy.js';
 import { resolveIdentity, type Identity } from './identity.js';
 import { NO_HOOKS, type LifecycleHooks } from './lifecycle.js';
-import { probeKernel, type KernelState } from './kernel-state.js';
+import { probeKernel, refreshKernel, type KernelState } from './kernel-state.js';
 import type { ReloadHost } from './reload-operation.js';
 import type { ListenerPlan } from './reload-plan.js';
 import { Reloader } from './reload.js';
@@ -75,7 +76,8 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
   private readonly events = new EventQueue<MasterEvent>((e) => this.handle(e));
   private readonly control: ControlServer;
   private identity: Identity;
-  private kernelState: KernelState;
+  private kernelState: KernelState | undefined;
+  private readonly strategies: Strategies;
   private handoff: HandoffStrategy;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private resolveExit!: (code: number) => void;
@@ -89,8 +91,8 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
     readonly hooks: LifecycleHooks = NO_HOOKS,
   ) {
     this.identity = resolveIdentity(currentConfig.user, currentConfig.group);
-    this.kernelState = { tcpMigrateReq: null, probedAt: 0 };
-    this.handoff = strategyFor('none');
+    this.strategies = new Strategies(this.groups, log);
+    this.handoff = this.strategies.get('none');
     this.control = new ControlServer(currentConfig.controlSocket, log, (request, reply) =>
       this.dispatch({ type: 'control', request, reply }),
     );
@@ -117,6 +119,7 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
   }
 
   get kernel(): KernelState {
+    if (!this.kernelState) throw new Error('the kernel has not been probed yet');
     return this.kernelState;
   }
 
@@ -140,18 +143,17 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
     let generation: Generation | undefined;
     try {
       refuseForeignListeners(specs);
-      this.kernelState = probeKernel(config, this.log);
-      const choice = chooseStrategy(config.reload.strategy, this.kernelState.tcpMigrateReq);
-      this.handoff = strategyFor(choice.strategy);
-      const { tcpMigrateReq } = this.kernelState;
+      // A strategy the host cannot do stops the start with what it lacks.
+      const pick = await pickStrategy(config, await probeKernel(), true, this.log);
+      this.kernelState = pick.kernel;
+      if (!pick.decision.ok) throw pick.decision.error;
+      this.handoff = this.strategies.get(pick.decision.strategy);
+      const { tcpMigrateReq } = pick.kernel;
       this.log.info(
-        { config: config.file, workers: config.workers, tcpMigrateReq, strategy: choice.strategy, control: config.controlSocket },
+        { config: config.file, workers: config.workers, tcpMigrateReq, strategy: this.handoff.name, control: config.controlSocket },
         'master starting',
       );
-      if (choice.warning) this.log.warn(choice.warning);
-      else if (tcpMigrateReq !== 1) {
-        this.log.info(`net.ipv4.tcp_migrate_req is ${tcpMigrateReq ?? 'absent'}: reloads use ${choice.strategy}; for kernel migration ${SYSCTL_HINT}`);
-      }
+      logDecision(this.log, pick);
       if (config.metrics) this.log.warn('metrics: the Prometheus endpoint is not available in this version; metrics.listen is ignored');
       const tls = loadTlsMaterial(config);
       for (const w of tlsWarnings(tls, config.tls.warnBeforeMs)) this.log.warn(w);
@@ -159,9 +161,11 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
       this.booting = generation; // a stop during the boot covers its workers
       await this.boot(generation);
       if (this.stopMode) throw new Error('stopped during start-up');
+      this.handoff.start(generation);
       this.activate(generation);
     } catch (err) {
       if (generation) await this.abortStart(generation);
+      this.strategies.release();
       await this.control.close();
       throw new StartError(err instanceof Error ? err.message : String(err));
     } finally {
@@ -185,13 +189,12 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
     return addressText(spec.address.host, this.groups.get(spec.address.text)?.port ?? spec.address.port, spec.address.family);
   }
 
-  probeKernel(config: Config): KernelState {
-    this.kernelState = probeKernel(config, this.log);
-    return this.kernelState;
+  refreshKernel(): Promise<KernelState> {
+    return refreshKernel(this.kernel);
   }
 
   strategyFor(name: EffectiveStrategy): HandoffStrategy {
-    return strategyFor(name);
+    return this.strategies.get(name);
   }
 
   createGeneration(config: Config, identity: Identity, tls: ReadonlyMap<string, TlsMaterial>, strategy: HandoffStrategy, plans: readonly ListenerPlan[]): Generation {
@@ -364,6 +367,7 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
     void this.watcher?.close();
     this.watcher = undefined;
     if (!(await runStop(this, mode))) return; // a fast stop took over and finishes the job
+    this.strategies.release();
     await this.control.close();
     this.log.info('stopped');
     this.resolveExit(0);
