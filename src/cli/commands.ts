@@ -1,11 +1,9 @@
 // The commands that talk to a running master, and `check`.
 import type { Config } from '../config/index.js';
-import { readTcpMigrateReq } from '../metrics/kernel.js';
-import { chooseStrategy, SYSCTL_HINT } from '../net/index.js';
 import type { MasterStatus, ReloadReport } from '../protocol/control.js';
 import { checkTls, describeTls } from '../tls/check.js';
 import { request } from './client.js';
-import { release } from 'node:os';
+import { kernelCheck } from './kernel-check.js';
 
 /** How long the CLI waits for the master to answer a request. */
 const ANSWER_TIMEOUT_MS = 10_000;
@@ -103,7 +101,7 @@ export async function stop(config: Config, fast: boolean, out: Output): Promise<
   return 0;
 }
 
-export function check(config: Config, kernel: boolean, out: Output): number {
+export async function check(config: Config, kernel: boolean, out: Output): Promise<number> {
   const tls = checkTls(config); // the validation start and reload run; throws ConfigError
   const listen = config.listen.map((l) => l.address.text + (l.tls ? ' (tls)' : '')).join(', ');
   out(`configuration ok: ${config.file}`);
@@ -112,21 +110,8 @@ export function check(config: Config, kernel: boolean, out: Output): number {
   out(`  listen:  ${listen}`);
   out(`  control: ${config.controlSocket}`);
   for (const line of describeTls(tls, config.tls.warnBeforeMs)) out(line);
-  if (kernel) {
-    const migrate = readTcpMigrateReq();
-    const choice = chooseStrategy(config.reload.strategy, migrate);
-    out(`kernel: Linux ${release()}`);
-    out(
-      migrate === null
-        ? '  net.ipv4.tcp_migrate_req: absent (Linux < 5.14): no kernel migration'
-        : `  net.ipv4.tcp_migrate_req = ${migrate} (in this network namespace)`,
-    );
-    out(`  reload.strategy: ${config.reload.strategy} -> ${choice.strategy}`);
-    if (choice.warning) out(`  warning: ${choice.warning}`);
-    if (migrate !== 1 && !choice.warning) {
-      out(`  kernel migration is off: reloads hand listeners over by ${choice.strategy}; for migration ${SYSCTL_HINT}`);
-      if (config.reload.setTcpMigrateReq) out('  reload.set_tcp_migrate_req is true: a root master will set it at start');
-    }
-  }
-  return 0;
+  if (!kernel) return 0;
+  const k = await kernelCheck(config);
+  for (const line of k.lines) out(line);
+  return k.ok ? 0 : 1;
 }

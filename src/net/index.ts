@@ -12,8 +12,6 @@ export type { HalfOpenWait } from './half-open.js';
 export type { TcpTableEntry } from './tcp-table.js';
 export { addressText, isSyscallError, socketAddress, SyscallError } from '../sys/index.js';
 export type { AcceptQueue } from '../sys/index.js';
-export { chooseStrategy, SYSCTL_HINT } from './strategy.js';
-export type { EffectiveStrategy, StrategyChoice } from './strategy.js';
 export { ReuseportGroup } from './reuseport-group.js';
 export type { GroupChange, GroupSteering } from './reuseport-group.js';
 export { ReuseportLayout } from './reuseport-layout.js';
