@@ -38,6 +38,8 @@ interface StoppedCutover {
   readonly held: LoadSummary;
   readonly old: number[];
   readonly fresh: number[];
+  /** drain: new connections opened while the old workers were still stopped, after the steering began. */
+  readonly steered?: LoadSummary;
 }
 
 /**
@@ -55,9 +57,14 @@ async function stoppedCutover(ns: Netns, master: MasterProcess, resumeAfterMs?: 
     hold = startLoad(ns, { url: URL_, mode: 'hold', connections: HELD, timeout: CLIENT_TIMEOUT_MS });
     await hold.sent;
     const q = await queued(ns, 50);
+    const from = master.logs.length;
     const reloading = reload(master);
+    let steered: Promise<LoadSummary> | undefined;
     if (resumeAfterMs !== undefined) {
-      await sleep(resumeAfterMs);
+      await master.waitForLog((l) => typeof l.msg === 'string' && l.msg.includes('accept what is queued on their listeners'), 10_000, from);
+      const began = Date.now();
+      steered = startLoad(ns, { url: URL_, mode: 'newconn', concurrency: 4, duration: 500, timeout: CLIENT_TIMEOUT_MS }).done;
+      await sleep(Math.max(0, began + resumeAfterMs - Date.now()));
       signalAll(old, 'SIGCONT');
     }
     const report = await reloading;
@@ -65,7 +72,7 @@ async function stoppedCutover(ns: Netns, master: MasterProcess, resumeAfterMs?: 
     const fresh = activePids(await master.status());
     await sleep(500); // the load goes on against the new generation
     const [loadSummary, held] = await Promise.all([load.stop(), hold.done]);
-    return { queued: q, report, load: loadSummary, held, old, fresh };
+    return { queued: q, report, load: loadSummary, held, old, fresh, ...(steered ? { steered: await steered } : {}) };
   } finally {
     signalAll(old, 'SIGCONT');
     await Promise.all([load.stop(), hold?.stop()]);
@@ -175,8 +182,10 @@ describe('hand-off strategies, forced', () => {
       assert.deepEqual(r.report.warnings, [], 'the old queues emptied before the deadline');
       assert.ok(r.report.durationMs >= resumeAfterMs, `the cutover waited for the resumed workers (${r.report.durationMs} ms)`);
       assert.ok(Object.keys(r.held.workers).every((p) => r.old.includes(Number(p))), `the queued connections were served by the old generation: ${JSON.stringify(r.held.workers)} vs ${r.old}`);
-      const newOnly = Object.keys(r.load.workers).filter((p) => r.fresh.includes(Number(p)));
-      assert.ok(newOnly.length > 0, `new connections went to the new generation meanwhile: ${JSON.stringify(r.load.workers)}`);
+      const steered = r.steered!;
+      t.diagnostic(`opened while the old workers were stopped, after the steering began: ${short(steered)}`);
+      assert.ok(steered.ok > 0 && failed(steered) === 0, short(steered));
+      assert.ok(Object.keys(steered.workers).every((p) => r.fresh.includes(Number(p))), `every one of them went to the new generation: ${JSON.stringify(steered.workers)} vs ${r.fresh}`);
       assert.equal((await ns.listeners(PORT)).length, 2, 'every old listener is gone');
 
       const h = await halfOpenCutover(ns, master);
