@@ -138,7 +138,7 @@ export class BpfStrategy implements HandoffStrategy {
     if (listeners.length === 0) return 0;
     const ports = new Set(listeners.map((l) => l.port));
     const mine = snapshots.filter((s) => ports.has(s.port));
-    log.info({ address: plan.address, queued: queuedOn(listeners) }, `old workers accept what is queued on ${plan.address} (protocol changed; new connections go to the new listeners) before it closes`);
+    log.info({ address: plan.address, queued: queuedOn(listeners) }, `old workers accept what is queued on ${plan.address} (protocol changed) before it closes; new connections go to the new listeners`);
     const wait = await waitEmptied(old, listeners, mine, steeredDrainMs(old), log);
     await Promise.all(workers.map((w) => w.close([plan.address], DRAIN_ACK_TIMEOUT_MS)));
     const lost = queuedOn(listeners) + (wait.emptied ? 0 : stillHalfOpen(mine)) + wait.lostToDeaths;

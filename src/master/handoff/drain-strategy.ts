@@ -82,9 +82,16 @@ export class DrainStrategy implements HandoffStrategy {
     const before = read<CounterSnapshot | undefined>('reading TcpExt counters', undefined, snapshotCounters);
     const leaving = old.listeners().filter((l) => !next.inherited.has(l));
     const queued = read('reading accept queues', 0, () => queuedOn(leaving));
+    // A removed address has nobody to steer its new SYNs to: its queue never
+    // empties under load, so it is not waited for (it is accepted meanwhile,
+    // like the others, and closes with them).
+    const removed = new Set(plans.filter((p) => p.action === 'close').map((p) => p.address));
+    const steeredAway = leaving.filter((l) => !removed.has(l.spec.address.text));
+    const ports = new Set(steeredAway.map((l) => l.port));
+    const snapshots = steered.snapshots.filter((h) => ports.has(h.port));
     const deadlineMs = steeredDrainMs(old);
-    log.info({ generation: old.id, queued, halfOpen: steered.snapshots.reduce((n, s) => n + s.size, 0), deadlineMs }, `old workers of generation ${old.id} accept what is queued on their listeners (new connections go to generation ${next.id}) before they close`);
-    const wait = await waitEmptied(old, leaving, steered.snapshots, deadlineMs, log);
+    log.info({ generation: old.id, queued, halfOpen: snapshots.reduce((n, h) => n + h.size, 0), deadlineMs }, `old workers of generation ${old.id} accept what is queued on their listeners (new connections go to generation ${next.id}) before they close`);
+    const wait = await waitEmptied(old, steeredAway, snapshots, deadlineMs, log);
     // Nothing new reaches the old listeners: stop accepting, then shut them down.
     await Promise.all(old.liveWorkers().map((w) => w.drain(old.config.reload.drainTimeoutMs, DRAIN_ACK_TIMEOUT_MS)));
     const drops: Partial<Record<DropReason, number>> = {};
@@ -94,7 +101,7 @@ export class DrainStrategy implements HandoffStrategy {
       if (plan.action === 'handoff') lostHandoff += lost;
       else add(drops, LOST_BECAUSE[plan.action], lost);
     }
-    const halfOpen = wait.emptied ? 0 : read('counting half-open requests', 0, () => stillHalfOpen(steered.snapshots));
+    const halfOpen = wait.emptied ? 0 : read('counting half-open requests', 0, () => stillHalfOpen(snapshots));
     const failed = retireAll(leaving, log);
     if (failed > 0) warnings.push(`${failed} old listeners could not be shut down (see the log)`);
     for (const s of steered.steerings) s.end();
