@@ -7,12 +7,12 @@
 // a reload that changes a listener's spec), and 20 reloads under
 // new-connection load, with the worker count changing, lose nothing.
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { startLoad, type LoadSummary } from '../harness/load.js';
 import { MasterProcess, sleep, type ReloadReport } from '../harness/master.js';
 import { needsRoot, Netns } from '../harness/netns.js';
-import { failed, PORT, reload, short, URL_, yaml } from './strategy-kit.js';
+import { failed, PORT, reload, rewrite, short, URL_, yaml } from './strategy-kit.js';
 
 /** The second address, whose v6only setting some reloads toggle: a changed spec (inherit cannot keep it). */
 const OTHER = 8081;
@@ -27,10 +27,6 @@ const POD = [
 
 function podYaml(strategy: string, workers: number, v6only: boolean): string {
   return yaml({ strategy, workers, drain: '5s', listen: [`  - { address: "[::1]:${OTHER}", v6only: ${v6only} }`] });
-}
-
-function rewrite(master: MasterProcess, text: string): void {
-  writeFileSync(master.configFile, `${text}control: { socket: ${master.controlSocket} }\n`);
 }
 
 const capEff = (pid: number): string => /^CapEff:\s*(\S+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';

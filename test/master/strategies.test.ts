@@ -10,15 +10,22 @@
 //     `migrate` and `drain` every one is answered with a 200 once the rule
 //     is removed;
 //   - `bpf` after a worker of the active generation dies: its queue moves to
-//     the other listener in the map, and the replacement joins the map.
+//     the other listener in the map, and the replacement joins the map;
+//   - `bpf` when TLS is switched on: what is still queued on the stopped old
+//     plaintext workers at the deadline is refused by the program (reset)
+//     and counted, never handed to the TLS listeners.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { countSynRecv } from '../../src/net/index.js';
 import { HandshakeHold } from '../harness/handshakes.js';
 import { runLoad, startLoad, type LoadSummary } from '../harness/load.js';
 import { sleep, until, withMaster, type MasterProcess, type ReloadReport } from '../harness/master.js';
 import type { Netns } from '../harness/netns.js';
-import { activePids, failed, PORT, queued, reload, short, signalAll, URL_, yaml } from './strategy-kit.js';
+import { activePids, failed, PORT, queued, reload, rewrite, short, signalAll, URL_, yaml } from './strategy-kit.js';
 
 /** Connections the test holds open on the stopped old workers (>= 50 of them must be queued). */
 const HELD = 60;
@@ -165,6 +172,35 @@ describe('hand-off strategies, forced', () => {
       const after = await runLoad(ns, { url: URL_, mode: 'newconn', concurrency: 4, requests: 200, timeout: CLIENT_TIMEOUT_MS });
       assert.equal(after.ok, 200, short(after));
       assert.ok((after.workers[String(replacement)] ?? 0) > 0, `the replacement joined the map and serves: ${JSON.stringify(after.workers)}`);
+
+      // TLS switched on, the old plaintext workers stopped past the deadline (drain_timeout 2s).
+      const dir = mkdtempSync(join(tmpdir(), 'handover-st-tls-'));
+      try {
+        const tls = { cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') };
+        execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-keyout', tls.key, '-out', tls.cert], { stdio: 'ignore' });
+        rewrite(master, yaml({ strategy: 'bpf', drain: '2s' }));
+        assert.equal((await reload(master)).result, 'ok'); // the old generation's deadline is its own drain_timeout
+        const plain = activePids(await master.status());
+        signalAll(plain, 'SIGSTOP');
+        const stuck = startLoad(ns, { url: URL_, mode: 'hold', connections: 20, timeout: CLIENT_TIMEOUT_MS });
+        try {
+          await stuck.sent;
+          const q = await queued(ns, 20);
+          rewrite(master, yaml({ strategy: 'bpf', tls }));
+          const report = await reload(master);
+          const lost = await stuck.done;
+          t.diagnostic(`TLS on: ${q} queued; report ${JSON.stringify({ ...report, tls: undefined })}; plaintext clients ${short(lost)}`);
+          assert.equal(report.result, 'ok', JSON.stringify(report));
+          assert.deepEqual(report.listeners.map((l) => l.action), ['replace']);
+          assert.equal(report.drops.protocol_changed, q, `the queued plaintext connections are counted: ${JSON.stringify(report.drops)}`);
+          assert.equal(lost.errors['ECONNRESET'], 20, `refused by the program (reset), not served by the TLS listeners: ${short(lost)}`);
+        } finally {
+          signalAll(plain, 'SIGCONT');
+          await stuck.stop();
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     }, { migrateReq: 0 });
   });
 

@@ -1,6 +1,7 @@
 // What the strategy tests share: configuration, the old generation's pids,
 // queues read with ss inside the namespace, reloads over the control socket,
 // and load summaries in one line.
+import { writeFileSync } from 'node:fs';
 import type { LoadSummary } from '../harness/load.js';
 import type { MasterProcess, ReloadReport, Status } from '../harness/master.js';
 import { HELLO, until } from '../harness/master.js';
@@ -15,6 +16,8 @@ export interface StrategyConfig {
   readonly drain?: string;
   /** Extra `listen:` entries (YAML list items, indented two spaces). */
   readonly listen?: readonly string[];
+  /** Serve PORT over TLS with this certificate and key. */
+  readonly tls?: { readonly cert: string; readonly key: string };
 }
 
 export function yaml(c: StrategyConfig): string {
@@ -23,6 +26,7 @@ export function yaml(c: StrategyConfig): string {
     `workers: ${c.workers ?? 2}`,
     'listen:',
     `  - address: 127.0.0.1:${PORT}`,
+    ...(c.tls ? [`    tls: { cert: ${c.tls.cert}, key: ${c.tls.key} }`] : []),
     ...(c.listen ?? []),
     `reload: { strategy: ${c.strategy}, drain_timeout: ${c.drain ?? '8s'}, settle: 0s, watch: false }`,
     '',
@@ -54,6 +58,10 @@ export function queued(ns: Netns, n: number, port = PORT, timeoutMs = 10_000): P
     const q = await queuedOn(ns, port);
     return q >= n ? q : undefined;
   }, timeoutMs, `${n} connections queued on port ${port}`);
+}
+
+export function rewrite(master: MasterProcess, text: string): void {
+  writeFileSync(master.configFile, `${text}control: { socket: ${master.controlSocket} }\n`);
 }
 
 /** One reload over the control socket; the report, whatever its result. */
