@@ -24,6 +24,8 @@ export type Handoff = 'bpf' | 'migrate' | 'inherit' | 'drain' | 'none';
 export const AUTO_ORDER: readonly Handoff[] = Object.freeze(['bpf', 'migrate', 'inherit', 'drain', 'none']);
 
 export const SYSCTL_LINE = 'net.ipv4.tcp_migrate_req = 1';
+/** Where the sysctl goes for good, for logs and `check --kernel`. */
+export const SYSCTL_HINT = `add "${SYSCTL_LINE}" to /etc/sysctl.d/99-handover.conf (systemd/99-handover.conf ships it)`;
 export const CLASSIC_STEERING_MIN_KERNEL = 'Linux 4.5';
 
 export interface Rejection {

@@ -84,6 +84,21 @@ export async function probeKernel(options: ProbeOptions = {}): Promise<KernelPro
   });
 }
 
+/**
+ * `probe` with net.ipv4.tcp_migrate_req read again (an operator may change
+ * it while the master runs; nothing else a probe sees can change under a
+ * running master), and the sysctl canary run when it became 1 untried.
+ * What a reload uses: the eBPF load and the other canaries are not repeated.
+ */
+export async function refreshSysctl(probe: KernelProbe): Promise<KernelProbe> {
+  const tcpMigrateReq = probeSysctl();
+  const previous = probe.canary.sysctl;
+  const sysctl: CanaryResult = tcpMigrateReq.value !== 1
+    ? { status: 'skipped', reason: `net.ipv4.tcp_migrate_req is ${tcpMigrateReq.value ?? 'absent'}` }
+    : previous.status === 'skipped' ? await runCanary('sysctl') : previous;
+  return Object.freeze({ ...probe, tcpMigrateReq, canary: Object.freeze({ ...probe.canary, sysctl }), probedAt: new Date().toISOString() });
+}
+
 /** The sysctl's value, and whether opening it for writing is allowed (nothing is written). */
 export function probeSysctl(path = TCP_MIGRATE_REQ_PATH): SysctlProbe {
   let text: string;

@@ -3,7 +3,7 @@
 // the CLI prints them, the master logs them at start.
 
 import type { CanaryResult } from './canary.js';
-import { AUTO_ORDER, availability, SYSCTL_LINE } from './choice.js';
+import { AUTO_ORDER, availability, SYSCTL_HINT } from './choice.js';
 import type { ChoiceOptions, StrategyDecision } from './choice.js';
 import type { FeatureProbe, KernelProbe } from './probe.js';
 
@@ -58,7 +58,7 @@ export function formatKernelCheck(probe: KernelProbe, decision: StrategyDecision
     for (const note of decision.notes) lines.push(`  note: ${note}`);
   }
   if (probe.tcpMigrateReq.value === 0) {
-    lines.push(`  for kernel migration add "${SYSCTL_LINE}" to /etc/sysctl.d/99-handover.conf (systemd/99-handover.conf ships it)`);
+    lines.push(`  for kernel migration ${SYSCTL_HINT}`);
   }
   return lines;
 }

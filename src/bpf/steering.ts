@@ -10,12 +10,13 @@
 //     while the array is exactly oldCount old sockets then newCount new ones,
 //     i.e. from the moment the new generation has joined until any socket
 //     of the group leaves (an old listener's shutdown, an old or new worker's
-//     death). ReuseportLayout (layout.ts) says where every socket is after
+//     death). ReuseportLayout (net/) says where every socket is after
 //     that, and steerToSlots() builds the program for any set of slots.
 //   - re-attach after every change of the group: before a planned shutdown
 //     attach the program for layout.slotsSurviving(...) (right both before
 //     and after it), after it the program for the new layout.
 
+import { attachReuseportCbpf, detachReuseportBpf, isNotSupported } from '../sys/index.js';
 import { BPF_MAXINSNS, SKF_AD_RANDOM_OFFSET, SOCK_FILTER_SIZE } from '../sys/constants.js';
 
 // Classic BPF opcodes (linux/filter.h).
@@ -89,4 +90,30 @@ export function steerToSlots(slots: readonly number[]): Buffer {
 
 function count(n: number, what: string, min: number): void {
   if (!Number.isInteger(n) || n < min || n > 0xffff) throw new RangeError(`${what} count must be an integer ${min}..65535 (got ${n})`);
+}
+
+/**
+ * Attaches, through `anchorFd` (any member of the group in LISTEN), the
+ * classic program that sends every new SYN to one of `slots`, replacing
+ * whatever program the group had.
+ */
+export function attachSteering(anchorFd: number, slots: readonly number[]): void {
+  attachReuseportCbpf(anchorFd, steerToSlots(slots), `fd ${anchorFd} (steering to slots ${slots.join(', ')})`);
+}
+
+/**
+ * Takes the program off the group of `anchorFd` (the kernel's hash decides
+ * again); false when none was attached. Before Linux 5.3 (no
+ * SO_DETACH_REUSEPORT_BPF) it attaches a uniform pick over the group's
+ * `members` slots instead, which a later leave turns into the hash for the
+ * moved slot (an index past the end falls back to it).
+ */
+export function detachSteering(anchorFd: number, members: number): boolean {
+  try {
+    return detachReuseportBpf(anchorFd, `fd ${anchorFd} (steered group)`);
+  } catch (err) {
+    if (!isNotSupported(err)) throw err;
+    attachReuseportCbpf(anchorFd, steerToNew(0, members), `fd ${anchorFd} (steered group)`);
+    return true;
+  }
 }

@@ -9,13 +9,13 @@
 import { loadConfig, type Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import { findForeignListeners } from '../net/index.js';
-import { chooseStrategy } from '../net/index.js';
 import type { EffectiveStrategy, ReloadReport, Trigger } from '../protocol/control.js';
 import { tlsWarnings } from '../tls/expiry.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
 import { rotatesInPlace } from '../tls/payload.js';
 import { monotonic, sleep } from './clock.js';
 import { specsOf, type Generation } from './generation.js';
+import { pickStrategy, specsUnchanged } from './handoff/choice.js';
 import { KILL_GRACE_MS } from './handoff/cutover.js';
 import type { CutoverFigures, HandoffContext, HandoffStrategy } from './handoff/strategy.js';
 import { resolveIdentity, type Identity } from './identity.js';
@@ -36,8 +36,11 @@ export interface ReloadHost {
   readonly hooks: LifecycleHooks;
   /** Where reload reports and drain figures are counted, when metrics are on. */
   readonly metrics: MasterMetrics | undefined;
-  probeKernel(config: Config): KernelState;
-  /** The implementation of a strategy (it may need the master's reuseport groups). */
+  /** The strategy in force (the one the active generation was handed over by, or started with). */
+  readonly strategy: HandoffStrategy;
+  /** The kernel state probed at start, with what may have changed since read again. */
+  refreshKernel(): Promise<KernelState>;
+  /** The master's one instance of a strategy (it may need the master's reuseport groups). */
   strategyFor(name: EffectiveStrategy): HandoffStrategy;
   /** A generation with its sockets bound (inherited ones shared), not listening. Throws when a socket cannot be opened. */
   createGeneration(config: Config, identity: Identity, tls: ReadonlyMap<string, TlsMaterial>, strategy: HandoffStrategy, plans: readonly ListenerPlan[]): Generation;
@@ -67,6 +70,8 @@ export class ReloadOperation {
   private next: Generation | undefined;
   private committed = false;
   private phase: 'boot' | 'settle' = 'boot';
+  /** The strategy that rolls back, when not the one chosen (it failed to take over: handOver). */
+  private rollbackWith: HandoffStrategy | undefined;
   private abort: ((err: Error) => void) | undefined;
   private readonly aborted: Promise<never>;
   /** Resolves once the old generation (or the rolled-back one) has drained. */
@@ -124,13 +129,21 @@ export class ReloadOperation {
       for (const w of tlsWarned) host.log.warn({ reload: this.id }, w);
       return rotateInPlace(host.log, old, tls, base, this.requestedAt.mono, tlsWarned);
     }
-    const kernel = host.probeKernel(config);
-    const choice = chooseStrategy(config.reload.strategy, kernel.tcpMigrateReq);
-    const strategy = host.strategyFor(choice.strategy);
-    const plans = planListeners(old.specs, specsOf(config), choice.strategy);
-    const warnings = [...this.warnings(host.config, config, choice.warning, plans), ...tlsWarned];
+    // The strategy, from the probe refreshed now; one this host cannot do refuses the reload.
+    const unchanged = specsUnchanged(planListeners(old.specs, specsOf(config), 'none'));
+    const { decision, kernel } = await pickStrategy(config, await host.refreshKernel(), unchanged, host.log);
+    if (!decision.ok) {
+      host.log.error({ reload: this.id }, `reload refused: ${decision.error.message}`);
+      return { ...base, ...empty, result: 'refused', refusal: 'unsupported', reason: decision.error.message, durationMs: this.elapsed() };
+    }
+    const strategy = host.strategyFor(decision.strategy);
+    if (strategy !== host.strategy) {
+      host.log.info({ reload: this.id, from: host.strategy.name, to: strategy.name, passedOver: decision.rejected }, `reload strategy changes from ${host.strategy.name} to ${strategy.name}`);
+    }
+    const plans = planListeners(old.specs, specsOf(config), decision.strategy);
+    const warnings = [...this.warnings(host.config, config, decision.notes, plans), ...tlsWarned];
     for (const w of warnings) host.log.warn({ reload: this.id }, w);
-    const planned = { strategy: choice.strategy, listeners: plans, warnings };
+    const planned = { strategy: decision.strategy, listeners: plans, warnings };
 
     // 2-4. The new generation, complete, or a rollback.
     let settleMs = 0;
@@ -138,7 +151,7 @@ export class ReloadOperation {
       settleMs = await this.build(config, identity, tls, strategy, plans, kernel, old);
     } catch (err) {
       const next = this.next;
-      if (next) await this.rollback(strategy, { log: host.log, old, next, plans, kernel });
+      if (next) await this.rollback(this.rollbackWith ?? strategy, { log: host.log, old, next, plans, kernel });
       host.setBuilding(undefined);
       return { ...base, ...empty, ...planned, result: 'rolled_back', reason: messageOf(err), generation: next?.id ?? null, durationMs: this.elapsed() };
     }
@@ -199,8 +212,33 @@ export class ReloadOperation {
     if (host.stopping) throw new RollbackError('stop requested during the reload');
     const dead = next.workers().find((w) => !w.alive);
     if (dead) throw new RollbackError(`worker ${dead.index} (${dead.who}) ${dead.exit?.detail ?? 'exited'} during reload.settle`);
-    strategy.afterBoot({ log: host.log, old, next, plans, kernel });
+    this.handOver(strategy, { log: host.log, old, next, plans, kernel });
     return settleMs;
+  }
+
+  /**
+   * Step 4's end: the strategy takes over. When it is not the one in force,
+   * the previous one first takes its programs off the groups (a program
+   * attached now would be replaced by, or detach, the other's); if the new
+   * one then fails, it lets go of what it did and the previous takes the
+   * groups back and rolls the reload back.
+   */
+  private handOver(strategy: HandoffStrategy, ctx: HandoffContext): void {
+    const previous = this.host.strategy;
+    if (previous === strategy) return strategy.afterBoot(ctx);
+    previous.release();
+    try {
+      strategy.afterBoot(ctx);
+    } catch (err) {
+      strategy.release();
+      this.rollbackWith = previous;
+      try {
+        previous.start(ctx.old);
+      } catch (again) {
+        ctx.log.error({ err: again }, `strategy ${previous.name} could not take the listeners back: ${messageOf(again)}`);
+      }
+      throw new RollbackError(`strategy ${strategy.name}: ${messageOf(err)}`);
+    }
   }
 
   /** Step 5, shielded: a strategy that throws after the commit still yields a report. */
@@ -264,11 +302,11 @@ export class ReloadOperation {
     return monotonic() - this.requestedAt.mono;
   }
 
-  private warnings(current: Config, config: Config, strategyWarning: string | undefined, plans: readonly ListenerPlan[]): string[] {
+  private warnings(current: Config, config: Config, notes: readonly string[], plans: readonly ListenerPlan[]): string[] {
     const warnings: string[] = [];
     if (config.controlSocket !== current.controlSocket) warnings.push('control.socket changes take effect at the next start');
     if (config.metrics?.listen.text !== current.metrics?.listen.text) warnings.push('metrics.listen changes take effect at the next start');
-    if (strategyWarning) warnings.push(strategyWarning);
+    warnings.push(...notes);
     for (const p of plans) {
       if (p.action === 'replace') warnings.push(`${p.address}: listener settings changed; its old workers accept what is queued on it, then it closes (not handed over)`);
       if (p.action === 'close') warnings.push(`${p.address}: removed; its old workers accept what is queued on it, then it closes`);

@@ -63,11 +63,14 @@ export class Respawner {
     this.schedule(generation, slot, decision.delayMs);
   }
 
-  /** The slot's sockets go: shut down (queue migrates when it can) unless a generation being built shares them. */
+  /**
+   * The slot's sockets go: shut down (queue migrates when it can) unless a
+   * generation being built shares them. Their reuseport groups tell the
+   * strategy's steering (a program's map, a classic program) as they
+   * leave, and again when the replacement's sockets are verified listening.
+   */
   releaseSockets(slot: Slot): void {
-    const shared = this.host.building?.inherited;
-    for (const l of slot.listeners) if (!shared?.has(l)) this.host.strategy.onListenerGone(l);
-    slot.retireListeners(this.host.log, shared);
+    slot.retireListeners(this.host.log, this.host.building?.inherited);
   }
 
   /** A scheduled respawn is due. */

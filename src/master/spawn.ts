@@ -100,7 +100,9 @@ export function spawnWorker(generation: Generation, slot: Slot, groups: Groups, 
 /**
  * After a worker said ready: every socket of its slot must be in LISTEN (a
  * worker that says ready without listening would leave its share of SYNs
- * parked). Records the kernel's join order. Throws naming the listener.
+ * parked). Its reuseport groups record what joined since they last looked,
+ * in the kernel's order read from /proc, not in the order workers report
+ * ready; whatever steers a group learns of the joins. Throws naming the listener.
  */
 export function verifyListening(slot: Slot): void {
   for (const listener of slot.listeners) {

@@ -5,7 +5,7 @@
 // and learn of the events that concern them from here.
 import type { Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
-import { addressText, chooseStrategy, findForeignListeners, SYSCTL_HINT, type ListenerSpec } from '../net/index.js';
+import { addressText, findForeignListeners, type ListenerSpec } from '../net/index.js';
 import type { ControlResponse, EffectiveStrategy, MasterStatus, ParsedControlRequest, ReloadReport, Trigger } from '../protocol/control.js';
 import { ExpiryMonitor, tlsWarnings } from '../tls/expiry.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
@@ -13,12 +13,13 @@ import { monotonic, within } from './clock.js';
 import { ControlServer, type Reply } from './control-server.js';
 import { EventQueue } from './events.js';
 import { specsOf, type Generation, type Slot } from './generation.js';
-import { strategyFor } from './handoff/strategies.js';
+import { logDecision, pickStrategy } from './handoff/choice.js';
+import { Strategies } from './handoff/strategies.js';
 import type { HandoffStrategy } from './handoff/strategy.js';
 import { resolveIdentity, type Identity } from './identity.js';
 import { closeMetrics, masterView, openMetrics, type OpenMetrics } from './metrics-view.js';
 import { NO_HOOKS, type LifecycleHooks } from './lifecycle.js';
-import { probeKernel, type KernelState } from './kernel-state.js';
+import { probeKernel, refreshKernel, type KernelState } from './kernel-state.js';
 import type { ReloadHost } from './reload-operation.js';
 import type { ListenerPlan } from './reload-plan.js';
 import { Reloader } from './reload.js';
@@ -76,7 +77,8 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
   private readonly events = new EventQueue<MasterEvent>((e) => this.handle(e));
   private readonly control: ControlServer;
   private identity: Identity;
-  private kernelState: KernelState;
+  private kernelState: KernelState | undefined;
+  private readonly strategies: Strategies;
   private handoff: HandoffStrategy;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   /** The Prometheus registry and its endpoint, when `metrics.listen` is set. */
@@ -92,8 +94,8 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
     readonly hooks: LifecycleHooks = NO_HOOKS,
   ) {
     this.identity = resolveIdentity(currentConfig.user, currentConfig.group);
-    this.kernelState = { tcpMigrateReq: null, probedAt: 0 };
-    this.handoff = strategyFor('none');
+    this.strategies = new Strategies(this.groups, log);
+    this.handoff = this.strategies.get('none');
     this.control = new ControlServer(currentConfig.controlSocket, log, (request, reply) =>
       this.dispatch({ type: 'control', request, reply }),
     );
@@ -120,6 +122,7 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
   }
 
   get kernel(): KernelState {
+    if (!this.kernelState) throw new Error('the kernel has not been probed yet');
     return this.kernelState;
   }
 
@@ -147,18 +150,17 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
     let generation: Generation | undefined;
     try {
       refuseForeignListeners(specs);
-      this.kernelState = probeKernel(config, this.log);
-      const choice = chooseStrategy(config.reload.strategy, this.kernelState.tcpMigrateReq);
-      this.handoff = strategyFor(choice.strategy);
-      const { tcpMigrateReq } = this.kernelState;
+      // A strategy the host cannot do stops the start with what it lacks.
+      const pick = await pickStrategy(config, await probeKernel(), true, this.log);
+      this.kernelState = pick.kernel;
+      if (!pick.decision.ok) throw pick.decision.error;
+      this.handoff = this.strategies.get(pick.decision.strategy);
+      const { tcpMigrateReq } = pick.kernel;
       this.log.info(
-        { config: config.file, workers: config.workers, tcpMigrateReq, strategy: choice.strategy, control: config.controlSocket },
-        `master starting: ${config.workers} workers of ${config.app}, reload strategy ${choice.strategy}, config ${config.file}, control socket ${config.controlSocket}`,
+        { config: config.file, workers: config.workers, tcpMigrateReq, strategy: this.handoff.name, control: config.controlSocket },
+        `master starting: ${config.workers} workers of ${config.app}, reload strategy ${this.handoff.name}, config ${config.file}, control socket ${config.controlSocket}`,
       );
-      if (choice.warning) this.log.warn(choice.warning);
-      else if (tcpMigrateReq !== 1) {
-        this.log.info(`net.ipv4.tcp_migrate_req is ${tcpMigrateReq ?? 'absent'}: reloads use ${choice.strategy}; for kernel migration ${SYSCTL_HINT}`);
-      }
+      logDecision(this.log, pick);
       if (config.metrics) {
         const view = masterView({ generations: () => this.generations(), active: () => this.current, stopping: () => this.stopping });
         this.metricsEndpoint = await openMetrics(config.metrics.listen, view, this.log);
@@ -169,9 +171,11 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
       this.booting = generation; // a stop during the boot covers its workers
       await this.boot(generation);
       if (this.stopMode) throw new Error('stopped during start-up');
+      this.handoff.start(generation);
       this.activate(generation);
     } catch (err) {
       if (generation) await this.abortStart(generation);
+      this.strategies.release();
       await this.control.close();
       await closeMetrics(this.metricsEndpoint);
       throw new StartError(err instanceof Error ? err.message : String(err));
@@ -196,13 +200,12 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
     return addressText(spec.address.host, this.groups.get(spec.address.text)?.port ?? spec.address.port, spec.address.family);
   }
 
-  probeKernel(config: Config): KernelState {
-    this.kernelState = probeKernel(config, this.log);
-    return this.kernelState;
+  refreshKernel(): Promise<KernelState> {
+    return refreshKernel(this.kernel);
   }
 
   strategyFor(name: EffectiveStrategy): HandoffStrategy {
-    return strategyFor(name);
+    return this.strategies.get(name);
   }
 
   createGeneration(config: Config, identity: Identity, tls: ReadonlyMap<string, TlsMaterial>, strategy: HandoffStrategy, plans: readonly ListenerPlan[]): Generation {
@@ -383,6 +386,7 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
     void this.watcher?.close();
     this.watcher = undefined;
     if (!(await runStop(this, mode))) return; // a fast stop took over and finishes the job
+    this.strategies.release();
     await this.control.close();
     await closeMetrics(this.metricsEndpoint);
     this.log.info('stopped');

@@ -4,6 +4,7 @@
 // LISTEN for every holder at once with shutdown(2), whatever the worker is
 // doing ("must know" 1).
 
+import { fstatSync } from 'node:fs';
 import type { SocketAddress } from '../config/types.js';
 import {
   bind, close, constants as C, getsockname, isListening, isSyscallError, listeningQueue, setsockoptInt, shutdown,
@@ -12,12 +13,22 @@ import {
 import type { AcceptQueue } from '../sys/index.js';
 import type { ListenerSpec } from './spec.js';
 
-/** What a Listener tells the reuseport group it belongs to (net/reuseport-group.ts). */
+/**
+ * What a Listener tells the reuseport group it belongs to
+ * (net/reuseport-group.ts), so that the group's model of the kernel's
+ * socket array stays right whoever shuts a socket down.
+ */
 export interface GroupMembership {
-  /** The socket entered LISTEN: it joined the kernel's group, after those before it. */
-  joined(listener: Listener): void;
-  /** The socket left LISTEN (shut down or closed): the kernel compacts the group. */
+  /** A socket of the group was opened (bound, not listening). */
+  opened(listener: Listener): void;
+  /** A worker was seen to have put the socket in LISTEN: it joined the kernel's group. */
+  listening(listener: Listener): void;
+  /** The socket is about to be shut down (it may leave the group). */
+  leaving(listener: Listener): void;
+  /** The socket was shut down: it left LISTEN, and the kernel compacted the group. */
   left(listener: Listener): void;
+  /** The master's copy was closed. */
+  closed(listener: Listener): void;
 }
 
 export class Listener {
@@ -28,7 +39,7 @@ export class Listener {
   readonly address: SocketAddress;
   #fd: number | undefined;
   #retiring = false;
-  #joined = false;
+  #inode: number | undefined;
   readonly #group: GroupMembership | undefined;
 
   /** Takes ownership of `fd`, a socket already bound for `spec`. */
@@ -38,6 +49,7 @@ export class Listener {
     this.port = port;
     this.address = socketAddress(spec.address.host, port, spec.address.family);
     this.#group = group;
+    group?.opened(this);
   }
 
   /** Whether it is being (or has been) released: a retired listener is never handed to a worker again. */
@@ -47,13 +59,18 @@ export class Listener {
 
   /**
    * Records that a worker put the socket in LISTEN (checked: throws when it
-   * is not), so that its group knows the kernel's order. Idempotent.
+   * is not), so that its group brings its model of the kernel's order up to
+   * date. Idempotent.
    */
   markListening(): void {
     if (!this.isListening()) throw new Error(`listener ${this.address.text} (fd ${this.fd}) is not in LISTEN`);
-    if (this.#joined) return;
-    this.#joined = true;
-    this.#group?.joined(this);
+    this.#group?.listening(this);
+  }
+
+  /** The socket's inode (how /proc/net/tcp names it). */
+  get inode(): number {
+    this.#inode ??= fstatSync(this.fd).ino;
+    return this.#inode;
   }
 
   /** The descriptor; throws once the listener is closed. */
@@ -87,10 +104,14 @@ export class Listener {
    * repeat, and on a socket that never listened.
    */
   shutdown(): void {
+    const fd = this.fd;
+    this.#group?.leaving(this);
     try {
-      shutdown(this.fd, C.SHUT_RDWR, this.#target());
+      shutdown(fd, C.SHUT_RDWR, this.#target());
     } catch (err) {
       if (!isSyscallError(err, 'ENOTCONN')) throw err;
+    } finally {
+      this.#group?.left(this);
     }
   }
 
@@ -99,7 +120,11 @@ export class Listener {
     const fd = this.#fd;
     if (fd === undefined) return;
     this.#fd = undefined;
-    close(fd, `fd ${fd} (${this.address.text})`);
+    try {
+      close(fd, `fd ${fd} (${this.address.text})`);
+    } finally {
+      this.#group?.closed(this);
+    }
   }
 
   /**
@@ -125,24 +150,16 @@ export class Listener {
       listening = false;
     }
     if (!listening) {
-      this.#leave();
       this.close();
       return 'closed';
     }
     try {
       this.shutdown();
     } finally {
-      this.#leave();
       if (closeAfterMs > 0) setTimeout(() => this.close(), closeAfterMs).unref();
       else this.close();
     }
     return 'shutdown';
-  }
-
-  #leave(): void {
-    if (!this.#joined) return;
-    this.#joined = false;
-    this.#group?.left(this);
   }
 
   toString(): string {

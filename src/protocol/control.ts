@@ -38,7 +38,8 @@ export type EffectiveStrategy = 'bpf' | 'migrate' | 'drain' | 'inherit' | 'none'
  * not take a reload at all (see `refusal`).
  */
 export type ReloadResult = 'ok' | 'invalid' | 'rolled_back' | 'refused';
-export type RefusalReason = 'stopping' | 'not_serving';
+/** `unsupported`: the configured reload.strategy is one this host cannot do (the reason says what it lacks). */
+export type RefusalReason = 'stopping' | 'not_serving' | 'unsupported';
 
 /**
  * Why connections counted in `dropped` were lost: reset because the kernel

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { fstatSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { ReuseportLayout, selectOrMigrateProgram, steerToNew, steerToSlots } from '../../src/bpf/index.js';
-import { countSynRecv, joinOrder, listenerSpec, openListeners, socketAddress } from '../../src/net/index.js';
+import { selectOrMigrateProgram, steerToNew, steerToSlots } from '../../src/bpf/index.js';
+import { countSynRecv, joinOrder, listenerSpec, openListeners, ReuseportLayout, socketAddress } from '../../src/net/index.js';
 import { bpfSyscallNumber, listen, NotSupportedError } from '../../src/sys/index.js';
 import { NativeBlock } from '../../src/sys/native.js';
 

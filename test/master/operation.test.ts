@@ -9,6 +9,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import type { KernelProbe } from '../../src/bpf/index.js';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { createLogger } from '../../src/log/logger.js';
 import { Generation, retireAll } from '../../src/master/generation.js';
@@ -17,11 +18,22 @@ import { NO_HOOKS } from '../../src/master/lifecycle.js';
 import { ReloadOperation, type ReloadHost } from '../../src/master/reload-operation.js';
 import { createGeneration, spawnWorker, type Groups } from '../../src/master/spawn.js';
 import { listenerSpec, openListener, socketAddress } from '../../src/net/index.js';
-import { close as sysClose, dupCloexec, listen } from '../../src/sys/index.js';
+import { close as sysClose, dupCloexec, listen, parseKernelRelease } from '../../src/sys/index.js';
 import { HELLO } from '../harness/master.js';
 
 const log = createLogger({ level: 'fatal', name: 'test' });
 const fds = (): number => readdirSync('/proc/self/fd').length;
+
+/** What a pod's master sees (no program, no sysctl): auto picks inherit; nothing here probes the real kernel. */
+function unprivilegedProbe(): KernelProbe {
+  const off = { status: 'skipped', reason: 'not probed' } as const;
+  return {
+    kernel: parseKernelRelease('6.18.0')!, arch: 'x64', capabilities: { effective: '0000000000000000', names: [] },
+    tcpMigrateReq: { value: 0, writable: false, why: 'read-only file system' },
+    ebpf: { ok: false, reason: 'not probed', error: new Error('not probed') }, cbpf: { ok: true },
+    canary: { sysctl: off, ebpf: off, cbpf: off }, probedAt: new Date(0).toISOString(),
+  };
+}
 
 function configFile(listen: string[]): { config: Config; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'handover-op-'));
@@ -105,14 +117,15 @@ describe('after the commit nothing throws', () => {
     try {
       const old = new Generation(1, config, {}, new Map());
       old.transition(['starting'], 'active');
-      const broken: HandoffStrategy = { name: 'none', cutover: () => Promise.reject(new Error('EBADF on an old listener')), migrates: () => false, prepare: () => new Map(), afterBoot: () => {}, rollback: () => Promise.resolve(), onListenerGone: () => {} };
+      const broken: HandoffStrategy = { name: 'none', cutover: () => Promise.reject(new Error('EBADF on an old listener')), migrates: () => false, prepare: () => new Map(), start: () => {}, afterBoot: () => {}, rollback: () => Promise.resolve(), release: () => {} };
       const draining: Generation[] = [];
       let committed: Generation | undefined;
       let active: Generation | undefined = old;
       const host: ReloadHost = {
         log, config, stopping: false, hooks: NO_HOOKS, metrics: undefined,
         get active() { return active; },
-        probeKernel: () => ({ tcpMigrateReq: 0, probedAt: 0 }),
+        strategy: broken,
+        refreshKernel: () => Promise.resolve({ tcpMigrateReq: 0, probedAt: 0, probe: unprivilegedProbe() }),
         strategyFor: () => broken,
         createGeneration: (c) => new Generation(2, c, {}, new Map()),
         boot: () => Promise.resolve(),

@@ -103,8 +103,9 @@ describe('reload edges', () => {
     }
   });
 
+  // Only when the choice is migrate: auto as root would pick bpf and leave the namespace-wide sysctl alone.
   it('reload.set_tcp_migrate_req lets the master set the sysctl, and says so', async (t) => {
-    await withMaster(t, 'edge-s', config(['127.0.0.1:8080'], 'reload: { watch: false, set_tcp_migrate_req: true }\n').replace('reload: { watch: false, drain_timeout: 2s }\n', ''), 0, async (ns, master) => {
+    await withMaster(t, 'edge-s', config(['127.0.0.1:8080'], 'reload: { watch: false, strategy: migrate, set_tcp_migrate_req: true }\n').replace('reload: { watch: false, drain_timeout: 2s }\n', ''), 0, async (ns, master) => {
       assert.equal((await ns.sysctl('net.ipv4.tcp_migrate_req')).trim(), '1');
       assert.ok(master.logs.some((l: LogLine) => typeof l.msg === 'string' && l.msg.includes('set net.ipv4.tcp_migrate_req=1')));
       const report = await reload(master);
@@ -113,7 +114,7 @@ describe('reload edges', () => {
   });
 
   it('without the sysctl and without the opt-in, the start log names the missing sysctl line', async (t) => {
-    await withMaster(t, 'edge-h', config(['127.0.0.1:8080']), 0, async (ns, master) => {
+    await withMaster(t, 'edge-h', config(['127.0.0.1:8080']).replace('reload: { watch: false,', 'reload: { strategy: inherit, watch: false,'), 0, async (ns, master) => {
       assert.equal((await ns.sysctl('net.ipv4.tcp_migrate_req')).trim(), '0', 'left alone');
       assert.ok(master.logs.some((l) => typeof l.msg === 'string' && l.msg.includes('net.ipv4.tcp_migrate_req = 1')), 'hint logged');
     });

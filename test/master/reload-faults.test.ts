@@ -96,13 +96,13 @@ describe('reload faults', () => {
   });
 
   it('inherit with fewer workers keeps every socket: connections queued on busy old workers all get a 200', { timeout: 60_000 }, async (t) => {
-    await withMaster(t, 'rf-shrink', yaml({ workers: 4 }), async (ns, master, pids) => {
+    await withMaster(t, 'rf-shrink', yaml({ workers: 4, strategy: 'inherit' }), async (ns, master, pids) => {
       signalAll(pids, 'SIGSTOP');
       const hold = startLoad(ns, { url: URL_, mode: 'hold', connections: 40, timeout: 20_000 });
       try {
         await hold.sent;
         await until(async () => ((await ns.listeners(PORT)).reduce((n, l) => n + l.recvQ, 0) >= 40 ? true : undefined), 5_000, '40 queued');
-        rewrite(master, yaml({ workers: 2 }));
+        rewrite(master, yaml({ workers: 2, strategy: 'inherit' }));
         const report = await reload(master);
         assert.equal(report.result, 'ok', JSON.stringify(report));
         assert.equal(report.strategy, 'inherit');
@@ -154,9 +154,12 @@ describe('reload faults', () => {
     }
   });
 
+  // Under bpf a new generation gets no connection before all its workers are
+  // verified (its listeners are not in the map yet), so it has served nothing
+  // to drain: this is about the strategies whose new listeners serve at once.
   it('a rollback drains new workers that already served instead of killing them', { timeout: 60_000 }, async (t) => {
     const app = join(APPS, 'hang-one.js');
-    await withMaster(t, 'rf-rb', yaml({ app, ready: '3s' }), async (ns, master, pids) => {
+    await withMaster(t, 'rf-rb', yaml({ app, ready: '3s', strategy: 'migrate' }), async (ns, master, pids) => {
       const from = master.logs.length;
       const answer = reload(master);
       // Wait until new worker 0 listens (new worker 1 hangs in init until the ready timeout).

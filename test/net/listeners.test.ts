@@ -10,11 +10,11 @@ import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import type { SocketAddress } from '../../src/config/types.js';
 import {
-  findForeignListeners, listenerSpec, openListener, openListeners, readTcpTable, sameSpec, socketAddress,
+  findForeignListeners, listenerSpec, openListener, openListeners, readTcpTable, ReuseportGroup, sameSpec, socketAddress,
   specKey, SyscallError, TCP_LISTEN,
 } from '../../src/net/index.js';
-import type { Listener, ListenerSpec } from '../../src/net/index.js';
-import { constants as C, dupCloexec, getsockoptInt } from '../../src/sys/index.js';
+import type { GroupChange, Listener, ListenerSpec } from '../../src/net/index.js';
+import { constants as C, dupCloexec, getsockoptInt, listen } from '../../src/sys/index.js';
 
 const BACKLOG = 7;
 const O_CLOEXEC = 0o2000000;
@@ -185,6 +185,50 @@ describe('Listener', () => {
       for (const l of ls) l.retire();
     }
     assert.equal(fdCount(), before);
+  });
+});
+
+describe('ReuseportGroup', () => {
+  it('records the kernel\'s join order, not the order listeners are reported in; a leave moves the last member into its slot', () => {
+    const hosts: [string, 4 | 6][] = [['127.0.0.1', 4], ...(HAS_IPV6 ? [['::1', 6] as [string, 6]] : [])];
+    for (const [host, family] of hosts) {
+      const address = socketAddress(host, 0, family);
+      const group = new ReuseportGroup(address);
+      const ls = group.openMany(spec(address), 4);
+      const changes: string[] = [];
+      const name = (l: Listener): number => ls.indexOf(l);
+      group.steering = { leaving: (l) => changes.push(`leaving ${name(l)}`), changed: (c: GroupChange) => changes.push(`${c.kind} ${name(c.listener)}`) };
+      try {
+        // Workers listen in the order they boot, and say ready in another.
+        for (const i of [2, 0, 3, 1]) listen(ls[i]!.fd, BACKLOG);
+        for (const l of ls) l.markListening();
+        assert.deepEqual(group.members.map(name), [2, 0, 3, 1], `IPv${family}: the order the kernel has`);
+        ls[0]!.retire();
+        assert.deepEqual(group.members.map(name), [2, 1, 3], `IPv${family}: the last member moved into slot 1`);
+        ls[3]!.close(); // the master's copy is the last holder: it leaves too
+        assert.deepEqual(group.members.map(name), [2, 1]);
+        assert.deepEqual(changes, ['joined 2', 'joined 0', 'joined 3', 'joined 1', 'leaving 0', 'left 0', 'left 3']);
+      } finally {
+        for (const l of ls) l.close();
+      }
+      assert.deepEqual(group.members, []);
+    }
+  });
+
+  it('a socket that joined unreported is recorded before it leaves, so the leave is modelled where the kernel makes it', () => {
+    const address = socketAddress('127.0.0.1', 0, 4);
+    const group = new ReuseportGroup(address);
+    const ls = group.openMany(spec(address), 3);
+    try {
+      listen(ls[0]!.fd, BACKLOG);
+      ls[0]!.markListening();
+      listen(ls[1]!.fd, BACKLOG); // its worker dies before it says ready
+      listen(ls[2]!.fd, BACKLOG);
+      ls[1]!.retire();
+      assert.deepEqual(group.members.map((l) => ls.indexOf(l)), [0, 2], 'socket 2 (joined last) took slot 1');
+    } finally {
+      for (const l of ls) l.close();
+    }
   });
 });
 

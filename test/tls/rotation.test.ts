@@ -140,7 +140,7 @@ describe('certificate rotation under load', () => {
     for (const r of reports) {
       assert.equal(r['trigger'], 'tls');
       assert.equal(r['result'], 'ok', JSON.stringify(r));
-      assert.equal(r['strategy'], 'migrate');
+      assert.equal(r['strategy'], 'bpf', 'auto, as root: the program');
       assert.deepEqual((r['listeners'] as { action: string }[]).map((l) => l.action), ['handoff', 'handoff', 'handoff'], 'a certificate change keeps the listener spec');
       assert.equal((r['tls'] as { rotate: string }).rotate, 'new-generation');
     }

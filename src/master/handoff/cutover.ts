@@ -44,11 +44,31 @@ function add(drops: Partial<Record<DropReason, number>>, reason: DropReason, n: 
 }
 
 /**
+ * How old workers take what is queued on the listeners of an address nobody
+ * takes over (removed, or its protocol changed) before they close; resolves
+ * with how many connections were still queued (or half-open) at the close.
+ */
+export type KeptHandler = (
+  plan: ListenerPlan,
+  listeners: readonly Listener[],
+  workers: readonly WorkerHandle[],
+  log: Logger,
+  warnings: string[],
+) => Promise<number>;
+
+export interface CutoverOptions {
+  /** Default: acceptThenClose (the accept queue, within ACCEPT_QUEUE_WAIT_MS). */
+  readonly acceptKept?: KeptHandler;
+  /** What still migrates off a listener whose protocol changed is refused by the strategy, never served by the other protocol. */
+  readonly refusesOtherProtocol?: boolean;
+}
+
+/**
  * Step 5 for strategies that retire old listeners with shutdown(2)
- * (`migrate`, `none`; `inherit`, whose handed-off listeners the new
+ * (`migrate`, `none`, `bpf`; `inherit`, whose handed-off listeners the new
  * generation shares and which therefore retires none of them).
  */
-export async function shutdownCutover(ctx: HandoffContext, migrates: boolean): Promise<CutoverFigures> {
+export async function shutdownCutover(ctx: HandoffContext, migrates: boolean, options: CutoverOptions = {}): Promise<CutoverFigures> {
   const { old, next, plans, log } = ctx;
   const warnings: string[] = [];
   const keep = acceptedFirst(plans);
@@ -72,11 +92,11 @@ export async function shutdownCutover(ctx: HandoffContext, migrates: boolean): P
   const drops: Partial<Record<DropReason, number>> = {};
   add(drops, migrates ? 'migration_failed' : 'closed_without_migration', counted.dropped + halfOpen);
 
+  const acceptKept = options.acceptKept ?? acceptThenClose;
   for (const plan of keep) {
-    const why = plan.action === 'close' ? 'removed' : 'protocol changed';
-    const lost = await acceptThenClose(old.listenersOf(plan.address), workers, plan.address, why, log, warnings);
+    const lost = await acceptKept(plan, old.listenersOf(plan.address), workers, log, warnings);
     add(drops, plan.action === 'close' ? 'removed_address' : 'protocol_changed', lost);
-    if (plan.action === 'replace' && lost > 0 && migrates) {
+    if (plan.action === 'replace' && lost > 0 && migrates && options.refusesOtherProtocol !== true) {
       warnings.push(`${plan.address}: ${lost} connections still queued on the old listener were migrated into the new listener of another protocol and will fail`);
     }
   }
@@ -89,15 +109,16 @@ export async function shutdownCutover(ctx: HandoffContext, migrates: boolean): P
  * take what is queued, within ACCEPT_QUEUE_WAIT_MS; then they stop and it
  * closes. Returns how many connections were still queued at that point.
  */
-async function acceptThenClose(
+export async function acceptThenClose(
+  plan: ListenerPlan,
   listeners: readonly Listener[],
   workers: readonly WorkerHandle[],
-  address: string,
-  why: string,
   log: Logger,
   warnings: string[],
 ): Promise<number> {
   if (listeners.length === 0) return 0;
+  const address = plan.address;
+  const why = plan.action === 'close' ? 'removed' : 'protocol changed';
   const queued = (): number => attempt(warnings, log, `reading the accept queue of ${address}`, 0, () => queuedOn(listeners));
   log.info({ address, queued: queued() }, `old workers accept what is queued on ${address} (${why}) before it closes`);
   await pollUntil(() => queued() === 0, ACCEPT_QUEUE_WAIT_MS, QUEUE_POLL_MS);

@@ -2,12 +2,17 @@
 // (the sysctl moves a shut-down listener's queue), `none` (whatever is
 // queued is lost, unless the namespace's sysctl migrates it anyway) and
 // `inherit` (the new generation is given the same sockets, which never
-// close). `bpf` and `drain` implement the same interface.
+// close); and the master's one instance of each strategy, `bpf`
+// (bpf-strategy.ts) and `drain` (drain-strategy.ts) included.
+import type { Logger } from '../../log/logger.js';
 import type { Listener } from '../../net/index.js';
 import type { EffectiveStrategy, ListenerPlan } from '../../protocol/control.js';
 import type { Generation } from '../generation.js';
 import type { KernelState } from '../kernel-state.js';
+import type { Groups } from '../spawn.js';
+import { BpfStrategy } from './bpf-strategy.js';
 import { rollbackGeneration, shutdownCutover } from './cutover.js';
+import { DrainStrategy } from './drain-strategy.js';
 import type { CutoverFigures, HandoffContext, HandoffStrategy } from './strategy.js';
 
 /** The sysctl applies to every strategy that closes listeners, whatever it is called. */
@@ -24,6 +29,8 @@ class ShutdownStrategy implements HandoffStrategy {
     return new Map();
   }
 
+  start(): void {}
+
   afterBoot(): void {}
 
   cutover(ctx: HandoffContext): Promise<CutoverFigures> {
@@ -34,7 +41,7 @@ class ShutdownStrategy implements HandoffStrategy {
     return rollbackGeneration(ctx, this.migrates(ctx.kernel));
   }
 
-  onListenerGone(): void {}
+  release(): void {}
 }
 
 /**
@@ -58,7 +65,7 @@ class InheritStrategy extends ShutdownStrategy {
   }
 }
 
-export function strategyFor(name: EffectiveStrategy): HandoffStrategy {
+function make(name: EffectiveStrategy, groups: Groups, log: Logger): HandoffStrategy {
   switch (name) {
     case 'migrate':
     case 'none':
@@ -66,7 +73,32 @@ export function strategyFor(name: EffectiveStrategy): HandoffStrategy {
     case 'inherit':
       return new InheritStrategy();
     case 'bpf':
+      return new BpfStrategy(groups, log);
     case 'drain':
-      throw new Error(`strategy ${name} is not available in this version`);
+      return new DrainStrategy(groups, log);
+  }
+}
+
+/** One instance of each strategy for the master's life: `bpf` keeps its programs across reloads. */
+export class Strategies {
+  readonly #made = new Map<EffectiveStrategy, HandoffStrategy>();
+
+  constructor(
+    private readonly groups: Groups,
+    private readonly log: Logger,
+  ) {}
+
+  get(name: EffectiveStrategy): HandoffStrategy {
+    let strategy = this.#made.get(name);
+    if (!strategy) {
+      strategy = make(name, this.groups, this.log);
+      this.#made.set(name, strategy);
+    }
+    return strategy;
+  }
+
+  /** Releases whatever every strategy holds (the master exits). */
+  release(): void {
+    for (const s of this.#made.values()) s.release();
   }
 }

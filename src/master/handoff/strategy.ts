@@ -3,6 +3,10 @@
 // these at fixed points; the strategy, not the reload, decides when old
 // workers stop accepting and when their listeners close (`drain` keeps them
 // accepting until their queues are empty; `inherit` never closes them).
+// One instance per strategy lives as long as the master (`bpf` keeps a
+// program per reuseport group across reloads). A listener that leaves
+// outside a reload (a dead worker's) needs no call here: its reuseport group
+// tells whatever steers it (net/reuseport-group.ts, GroupSteering).
 import type { Logger } from '../../log/logger.js';
 import type { CounterSnapshot } from '../../metrics/kernel.js';
 import type { Listener } from '../../net/index.js';
@@ -48,7 +52,17 @@ export interface HandoffStrategy {
    * fresh sockets.
    */
   prepare(old: Generation, plans: readonly ListenerPlan[]): Map<string, readonly Listener[]>;
-  /** Step 4: every new listener is verified in LISTEN; the old generation still serves. */
+  /**
+   * Start-up, once the first generation listens: the strategy takes charge
+   * of its reuseport groups (`bpf` attaches its programs). Also called to
+   * take them back after a reload that would have switched strategies
+   * failed. Throws when it cannot (the start fails).
+   */
+  start(active: Generation): void;
+  /**
+   * Step 4: every new listener is verified in LISTEN, the settle is over;
+   * the old generation still serves. A throw rolls the reload back.
+   */
   afterBoot(ctx: HandoffContext): void;
   /** Step 5: the old workers stop accepting and the old listeners are released. Never throws. */
   cutover(ctx: HandoffContext): Promise<CutoverFigures>;
@@ -59,6 +73,10 @@ export interface HandoffStrategy {
    * Resolves once its listeners are released; the drain goes on after.
    */
   rollback(ctx: HandoffContext): Promise<void>;
-  /** A listener of the active generation is being released outside a reload (its worker died). */
-  onListenerGone(listener: Listener): void;
+  /**
+   * The strategy stops being the one in force (a reload switches to another,
+   * just before the other's afterBoot, or the master stops): it takes its
+   * programs off the groups and releases them. Never throws.
+   */
+  release(): void;
 }

@@ -5,10 +5,12 @@
 // socket into the freed slot (net/core/sock_reuseport.c). This class replays
 // the same two rules, so it is right as long as it is told of every join and
 // every leave of the group, in order; the join order of sockets that other
-// processes put in LISTEN is read from /proc (net/tcp-table.ts: joinOrder).
+// processes put in LISTEN is read from /proc (tcp-table.ts: joinOrder).
+// ReuseportGroup keeps the one layout of each address's group; the
+// steering programs (classic BPF for `drain`) are built from its slots.
 //
-// Keys identify sockets: inodes (fstat of a descriptor) or SO_COOKIE values,
-// whatever the caller uses consistently.
+// Keys identify sockets: Listeners in the master, or inodes or descriptors
+// in tests, whatever the caller uses consistently.
 
 export class ReuseportLayout<K> {
   readonly #socks: K[] = [];
