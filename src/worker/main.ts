@@ -168,7 +168,7 @@ async function startDrain(timeoutMs: number, onStopped: () => void = () => {}, k
   await Promise.race([starting, new Promise((resolve) => (timer = setTimeout(resolve, left())))]);
   clearTimeout(timer);
   await closeApp(left());
-  (await log()).debug({ ...result }, 'drained'); // the master reports the drain
+  (await log()).info({ ...result }, 'drained');
   await send({ type: 'drained', ...result });
   process.exit(0);
 }
