@@ -3,7 +3,7 @@
 // control-socket commands. User errors print one line, never a stack.
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, defaultControlSocket, loadConfig, type Config } from './config/index.js';
+import { ConfigError, defaultControlSocket, loadConfigAsync, type Config } from './config/index.js';
 import { check, DEFAULT_DEADLINES, reload, status, stop } from './cli/commands.js';
 import { DEFAULT_CONFIG, UsageError, commandHelp, mainHelp, parseCommand, type Parsed } from './cli/usage.js';
 import { runMaster } from './master/run.js';
@@ -40,7 +40,7 @@ async function run(argv: readonly string[]): Promise<number> {
     // An invalid file is the master's to refuse: it logs and counts it, and
     // keeps serving; we only need its control socket.
     try {
-      return await reload(loadConfig(file), parsed.flags['json'] === true, parsed.flags['wait-drain'] === true, out);
+      return await reload(await loadConfigAsync(file), parsed.flags['json'] === true, parsed.flags['wait-drain'] === true, out);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       const socket = err.controlSocket ?? defaultControlSocket(file);
@@ -51,7 +51,8 @@ async function run(argv: readonly string[]): Promise<number> {
       }
     }
   }
-  const config: Config = loadConfig(file);
+  // Large files parse in a thread with a heap limit: a hostile file cannot balloon this process.
+  const config: Config = await loadConfigAsync(file);
   switch (parsed.command) {
     case 'start':
       return runMaster(config);

@@ -97,6 +97,7 @@ export function check(config: Config, kernel: boolean, out: Output): number {
   out(`  workers: ${config.workers}`);
   out(`  listen:  ${listen}`);
   out(`  control: ${config.controlSocket}`);
+  for (const w of config.warnings) out(`warning: ${w}`);
   if (kernel) {
     const migrate = readTcpMigrateReq();
     const choice = chooseStrategy(config.reload.strategy, migrate);

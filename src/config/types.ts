@@ -57,4 +57,10 @@ export interface Config {
   readonly group?: string;
   readonly log: { readonly level: LogLevel };
   readonly env: Readonly<Record<string, string>>;
+  /**
+   * What is allowed but probably a mistake (e.g. far more workers than
+   * CPUs), as `file:line:col: key: message` lines. The master logs them at
+   * start and puts them in a reload's report; `check` prints them.
+   */
+  readonly warnings: readonly string[];
 }

@@ -8,6 +8,7 @@ const SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIG
 /** Runs the master; resolves with the process exit code. Start failures throw. */
 export async function runMaster(config: Config): Promise<number> {
   const log = createLogger({ level: config.log.level, name: 'master' });
+  for (const warning of config.warnings) log.warn({ config: config.file }, warning);
   const supervisor = new Supervisor(config, log);
   // Signal handlers only enqueue; the supervisor's event loop acts on them.
   const handlers = SIGNALS.map((signal) => {
