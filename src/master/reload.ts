@@ -1,7 +1,7 @@
 // The reload flow (DESIGN.md "Reload, step by step"), one at a time. The
 // supervisor stays the only owner of generations; this module orchestrates
 // them through ReloadHost and owns only the reload queue and the reports.
-import { loadConfig, type Config } from '../config/index.js';
+import { loadConfigAsync, type Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import { counterDelta, snapshotCounters } from '../metrics/kernel.js';
 import { queuedOn, type Listener } from '../net/index.js';
@@ -153,7 +153,7 @@ export class Reloader {
     let identity: Identity;
     let tls: ReadonlyMap<string, TlsMaterial>;
     try {
-      config = loadConfig(host.config.file);
+      config = await loadConfigAsync(host.config.file); // large files parse off the event loop
       identity = resolveIdentity(config.user, config.group);
       tls = loadTlsMaterial(config);
     } catch (err) {
@@ -241,7 +241,7 @@ export class Reloader {
   }
 
   private warnings(current: Config, config: Config, strategyWarning: string | undefined, plans: readonly ListenerPlan[]): string[] {
-    const warnings: string[] = [];
+    const warnings: string[] = [...config.warnings];
     if (config.controlSocket !== current.controlSocket) warnings.push('control.socket changes take effect at the next start');
     if (strategyWarning) warnings.push(strategyWarning);
     for (const p of plans) {
