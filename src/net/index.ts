@@ -11,3 +11,5 @@ export { addressText, isSyscallError, socketAddress, SyscallError } from '../sys
 export type { AcceptQueue } from '../sys/index.js';
 export { chooseStrategy, SYSCTL_HINT } from './strategy.js';
 export type { EffectiveStrategy, StrategyChoice } from './strategy.js';
+export { ControlLock, peerOf } from './local.js';
+export type { PeerCredentials } from './local.js';

@@ -1,6 +1,7 @@
 // Linux ABI constants used by handover. Values are the same on x86-64 and
 // arm64 (the generic socket ABI); they are not exported by Node's `os`.
 
+export const AF_UNIX = 1;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 
@@ -18,6 +19,14 @@ export const SO_ATTACH_REUSEPORT_CBPF = 51;
 export const SO_ATTACH_REUSEPORT_EBPF = 52;
 export const SO_DETACH_REUSEPORT_BPF = 68;
 export const SO_COOKIE = 57;
+export const SO_PEERCRED = 17;
+/** struct ucred: pid, uid, gid, each 32 bits. */
+export const UCRED_SIZE = 12;
+/** struct sockaddr_un: sun_family (2 bytes) then sun_path[108]. */
+export const SOCKADDR_UN_SIZE = 110;
+
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
 
 export const IPPROTO_TCP = 6;
 export const IPPROTO_IPV6 = 41;

@@ -10,3 +10,5 @@ export {
 export type { AcceptQueue } from './socket.js';
 export { addressText, encodeSockaddr, formatIPv4, formatIPv6, socketAddress } from './sockaddr.js';
 export { getppid, prctlGetPdeathsig, prctlSetPdeathsig, setpgid } from './process.js';
+export { peerCredentials, tryLockExclusive, unixSocketPath } from './unix.js';
+export type { PeerCredentials } from './unix.js';
