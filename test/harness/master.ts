@@ -21,6 +21,8 @@ export interface MasterOptions {
   readonly yaml: string;
   readonly ns?: Netns;
   readonly env?: Record<string, string>;
+  /** Where the yaml's own `control: { socket }` puts the socket (default: control.sock in the test's directory). */
+  readonly controlSocket?: string;
 }
 
 export class MasterProcess {
@@ -35,6 +37,7 @@ export class MasterProcess {
     readonly configFile: string,
     private readonly ns: Netns | undefined,
     env: Record<string, string>,
+    private readonly socketPath = join(dir, 'control.sock'),
   ) {
     const args = [MAIN, 'start', '-c', configFile];
     const opts = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], env: { ...process.env, HANDOVER_LOG_PRETTY: '0', ...env } };
@@ -66,7 +69,16 @@ export class MasterProcess {
     const configFile = join(dir, 'handover.yaml');
     const control = `control: { socket: ${join(dir, 'control.sock')} }\n`;
     writeFileSync(configFile, options.yaml.includes('control:') ? options.yaml : options.yaml + control);
-    return new MasterProcess(dir, configFile, options.ns, options.env ?? {});
+    return new MasterProcess(dir, configFile, options.ns, options.env ?? {}, options.controlSocket);
+  }
+
+  /**
+   * A new master on the same configuration file and directory (e.g. after
+   * this one was killed). Dispose only the last one: dispose() removes the
+   * directory they share.
+   */
+  again(env: Record<string, string> = {}): MasterProcess {
+    return new MasterProcess(this.dir, this.configFile, this.ns, env, this.socketPath);
   }
 
   get pid(): number {
@@ -112,7 +124,7 @@ export class MasterProcess {
   }
 
   get controlSocket(): string {
-    return join(this.dir, 'control.sock');
+    return this.socketPath;
   }
 
   /** One request over the control socket, straight from the test process (no CLI start-up: ~250 ms cheaper). */
