@@ -12,6 +12,7 @@
 import { statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { ConfigError, deepFreeze, loadConfig, type ConfigProblem } from './load.js';
+import { MAX_CONFIG_BYTES } from './limits.js';
 import type { Config } from './types.js';
 
 /** Parsed in line up to this size: at most ~50 ms of CPU for the slowest shape. */
@@ -49,7 +50,8 @@ export async function loadConfigAsync(file: string, options: AsyncLoadOptions = 
   } catch {
     return loadConfig(file); // fails fast, with the located message
   }
-  if (size <= inlineMax) return loadConfig(file);
+  // Too large is refused by loadConfig before it reads a byte.
+  if (size <= inlineMax || size > MAX_CONFIG_BYTES) return loadConfig(file);
   const answer = await parseInThread(file, options.timeoutMs ?? CONFIG_PARSE_TIMEOUT_MS);
   if (answer.ok) return deepFreeze(answer.config);
   if ('failure' in answer) throw new Error(answer.failure);

@@ -121,10 +121,16 @@ function syntaxMessage(message: string): string {
   return /Maximum call stack size exceeded/.test(message) ? 'nested too deeply to parse' : message;
 }
 
-/** Bounds first: a count over its limit explains the flood of problems that may follow it. */
+/**
+ * Bounds first: a count over its limit explains the flood of problems that
+ * may follow it. A value of the wrong type gets that one problem, not also
+ * the checks zod went on to run on it (`key: []` is not also "empty").
+ */
 function byPriority(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
   const bound = (i: z.core.$ZodIssue): boolean => i.code === 'too_big' || (i.code === 'custom' && i.params?.['bound'] === true);
-  return [...issues.filter(bound), ...issues.filter((i) => !bound(i))];
+  const mistyped = new Set(issues.filter((i) => i.code === 'invalid_type').map((i) => dotted(i.path)));
+  const kept = issues.filter((i) => i.code === 'invalid_type' || !mistyped.has(dotted(i.path)));
+  return [...kept.filter(bound), ...kept.filter((i) => !bound(i))];
 }
 
 function toConfig(d: ConfigDocument, file: string, dir: string, controlSocket: string, warnings: readonly string[]): Config {
