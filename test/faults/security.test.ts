@@ -137,9 +137,11 @@ describe('fault catalogue: security', () => {
 
       // Meanwhile: another uid cannot join the reuseport group; the same uid could.
       const join_ = (uid: number): string => {
-        const py = `import socket\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\ntry:\n  s.bind(('127.0.0.1', ${PORT})); print('bound')\nexcept OSError as e:\n  print(e.errno)\n`;
+        // perl-base (Socket included) is in every Debian; Node 20 cannot set SO_REUSEPORT.
+        const pl = `use Socket; socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!"; setsockopt($s, SOL_SOCKET, SO_REUSEPORT, 1) or die "setsockopt: $!"; ` +
+          `print bind($s, pack_sockaddr_in(${PORT}, inet_aton('127.0.0.1'))) ? "bound\\n" : (0 + $!) . "\\n";`;
         const prefix = uid === 0 ? [] : ['setpriv', ...NOBODY];
-        const r = spawnSync('ip', ['netns', 'exec', ns.name, ...prefix, '/usr/bin/python3', '-c', py], { encoding: 'utf8', timeout: 10_000 });
+        const r = spawnSync('ip', ['netns', 'exec', ns.name, ...prefix, 'perl', '-e', pl], { encoding: 'utf8', timeout: 10_000 });
         return `${r.stdout}${r.stderr}`.trim();
       };
       assert.equal(join_(65534), '98', 'nobody gets EADDRINUSE');
