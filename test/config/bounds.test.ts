@@ -39,7 +39,7 @@ function hasProblem(lines: readonly string[], file: string, line: number, fragme
   assert.ok(lines.some((l) => l.startsWith(`${file}:${line}:`) && l.includes(fragment)), `no "${fragment}" at line ${line} in:\n${lines.join('\n')}`);
 }
 
-/** 40,000 env keys (~640 KB, the issue's case), the first repeated at the end. */
+/** N env keys, the first repeated at the end (the issue's case is 40,000: bench/config-parse.ts). */
 function manyKeys(n: number): string {
   const keys = Array.from({ length: n }, (_, i) => `  KEY_${i}: v${i}\n`).join('');
   return `${MINIMAL}env:\n${keys}  KEY_0: again\n`;
@@ -116,9 +116,8 @@ describe('duplicate keys', () => {
     hasProblem(problemsOf(() => loadConfig(top)).lines, top, 4, 'app: duplicate key "app" (first on line 1)');
   });
 
-  test('40,000 env keys with one duplicate: found in linear time (was 11-12 s with yaml uniqueKeys)', (t) => {
-    const text = manyKeys(40_000);
-    assert.ok(text.length > 600_000, `${text.length} bytes`);
+  test('20,000 env keys with one duplicate: found in linear time (40,000 took 11-12 s with yaml uniqueKeys)', (t) => {
+    const text = manyKeys(20_000);
     // Baseline in the same run: yaml's parse alone, without any key check.
     let started = performance.now();
     parseDocument(text, { uniqueKeys: false });
@@ -126,10 +125,10 @@ describe('duplicate keys', () => {
     started = performance.now();
     const { lines } = problemsOf(() => parseConfig(text, join(tmp, 'many.yaml')));
     const ms = performance.now() - started;
-    hasProblem(lines, join(tmp, 'many.yaml'), 40_005, 'env.KEY_0: duplicate key "KEY_0" (first on line 5)');
-    hasProblem(lines, join(tmp, 'many.yaml'), 5, 'env: has 40000 entries');
-    // Measured ~1.3x the bare parse; yaml's uniqueKeys made it ~40x.
-    assert.ok(ms < 4 * baseline + 500, `parseConfig took ${ms.toFixed(0)} ms, the bare parse ${baseline.toFixed(0)} ms`);
+    hasProblem(lines, join(tmp, 'many.yaml'), 20_005, 'env.KEY_0: duplicate key "KEY_0" (first on line 5)');
+    hasProblem(lines, join(tmp, 'many.yaml'), 5, 'env: has 20000 entries');
+    // Measured 0.9-1.35x the bare parse; yaml's uniqueKeys is ~10x at this size (~23x at 40,000).
+    assert.ok(ms < 3 * baseline + 300, `parseConfig took ${ms.toFixed(0)} ms, the bare parse ${baseline.toFixed(0)} ms`);
     t.diagnostic(`parseConfig ${ms.toFixed(0)} ms, bare yaml parse ${baseline.toFixed(0)} ms`);
   });
 });
@@ -178,16 +177,19 @@ describe('loadConfigAsync (dist/, the thread path)', () => {
   type AsyncModule = typeof import('../../src/config/load-async.js');
   const load = async (): Promise<AsyncModule> => (await import(pathToFileURL(join(ROOT, 'dist/config/load-async.js')).href)) as AsyncModule;
 
-  test('20,000 keys parse in a thread: the same located error, and the event loop never stalls', async () => {
+  test('10,000 keys parse in a thread: the same located error, and the event loop stalls far less than an in-line parse', async () => {
     const { loadConfigAsync } = await load();
-    const file = write(manyKeys(20_000));
+    const file = write(manyKeys(10_000));
+    const inline = performance.now();
+    problemsOf(() => loadConfig(file));
+    const inlineMs = performance.now() - inline;
     let worst = 0;
     let last = performance.now();
     const tick = setInterval(() => {
       const now = performance.now();
       worst = Math.max(worst, now - last);
       last = now;
-    }, 10);
+    }, 5);
     let error: unknown;
     try {
       await loadConfigAsync(file);
@@ -198,11 +200,11 @@ describe('loadConfigAsync (dist/, the thread path)', () => {
     }
     assert.ok(error instanceof Error && error.name === 'ConfigError', String(error));
     assert.deepEqual(error.message.split('\n'), [
-      `${file}:5:3: env: has 20000 entries; at most ${MAX_ENV} are allowed`,
-      `${file}:20005:3: env.KEY_0: duplicate key "KEY_0" (first on line 5)`,
+      `${file}:5:3: env: has 10000 entries; at most ${MAX_ENV} are allowed`,
+      `${file}:10005:3: env.KEY_0: duplicate key "KEY_0" (first on line 5)`,
     ]);
-    // In line, this file blocks the loop for ~0.4 s (more on a busy machine).
-    assert.ok(worst < 300, `event loop stalled for ${worst.toFixed(0)} ms`);
+    // In line, the parse is one stall of inlineMs; the thread leaves only scheduling noise.
+    assert.ok(worst < Math.max(inlineMs / 2, 50), `event loop stalled for ${worst.toFixed(0)} ms (the in-line parse took ${inlineMs.toFixed(0)} ms)`);
   });
 
   test('a valid file gives the same frozen Config in line and in the thread', async () => {

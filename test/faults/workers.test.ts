@@ -16,6 +16,8 @@ const URL_ = `http://127.0.0.1:${PORT}/`;
 const HEARTBEAT_TIMEOUT_MS = 5_000;
 const HEARTBEAT_MS = 1_000;
 const BACKOFF_MAX_MS = 400;
+/** The crash storm lasts until the backoff reaches its cap, at most this long. */
+const STORM_MAX_MS = 20_000;
 
 const config = (app: string): string =>
   `app: ${app}\nworkers: 2\nlisten: [{ address: 127.0.0.1:${PORT} }]\n` +
@@ -95,18 +97,20 @@ describe('fault catalogue: worker faults', () => {
       // 3. Every request crashes its worker: restarts back off, capped at
       // backoff_max; the master answers promptly throughout and recovers.
       from = master.logs.length;
-      const storm = startLoad(ns, { url: `http://127.0.0.1:${PORT}/crash`, concurrency: 4, duration: 3_000, timeout: 3_000 });
+      // Until the cap shows in the log (a busy machine starts workers slowly), at most STORM_MAX_MS.
+      const storm = startLoad(ns, { url: `http://127.0.0.1:${PORT}/crash`, concurrency: 4, duration: STORM_MAX_MS, timeout: 3_000 });
+      const capped = (): boolean => master!.logs.slice(from).some((l) => l['backoffMs'] === BACKOFF_MAX_MS);
       let slowest = 0;
-      while (storm.child.exitCode === null) {
+      while (storm.child.exitCode === null && !capped()) {
         const started = Date.now();
         assert.equal((await master.status()).pid, master.pid);
         slowest = Math.max(slowest, Date.now() - started);
         await sleep(200);
       }
-      await storm.done;
+      await storm.stop();
       const backoffs = master.logs.slice(from).filter((l) => typeof l['backoffMs'] === 'number').map((l) => l['backoffMs'] as number);
       t.diagnostic(`crash storm: ${exits(master, from).length} worker deaths, backoffs ${backoffs.join(',')}, slowest status ${slowest} ms`);
-      assert.ok(exits(master, from).length >= 4, 'workers kept dying');
+      assert.ok(exits(master, from).length >= 3, 'workers kept dying');
       assert.ok(backoffs.length >= 2 && backoffs.every((b) => b <= BACKOFF_MAX_MS), `backoff capped at ${BACKOFF_MAX_MS} ms: ${backoffs.join(',')}`);
       assert.ok(backoffs.includes(BACKOFF_MAX_MS), 'the cap was reached');
       assert.ok(slowest < 1_000, `status answered within ${slowest} ms during the storm`);
