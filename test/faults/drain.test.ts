@@ -1,5 +1,5 @@
 // Fault catalogue: slow and hostile clients while the old generation drains.
-// One worker (so every client lands on it), drain_timeout 3 s, a reload
+// One worker (so every client lands on it), drain_timeout 2 s, a reload
 // while a slowloris, a client that never reads, pipelined requests, a
 // streaming response and a WebSocket are open: each must be finished or
 // ended within drain_timeout, and the old worker gone soon after.
@@ -11,7 +11,7 @@ import { alivePids, APPS, MasterProcess, until } from '../harness/master.js';
 import { needsRoot, Netns } from '../harness/netns.js';
 
 const PORT = 8080;
-const DRAIN_MS = 3_000;
+const DRAIN_MS = 2_000;
 /** The master kills a worker still running this long after its drain deadline (reload.ts KILL_GRACE_MS). */
 const KILL_GRACE_MS = 2_000;
 /** Scheduling slack on a busy 2-core machine. */

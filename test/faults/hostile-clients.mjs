@@ -9,7 +9,7 @@
 //   neverReads   asks for 256 MiB and never reads; resumes RESUME_MS after ready
 //                to find out whether the server had given up on it
 //   pipelined    three requests in one write on one connection
-//   stream       a 2 s streaming response
+//   stream       a 1.5 s streaming response
 //   websocket    a raw upgrade; the server pushes frames
 // Bounded: exits after 30 s whatever happens.
 import { connect } from 'node:net';
@@ -92,7 +92,7 @@ neverReader.on('connect', () => neverReader.write('GET /big HTTP/1.1\r\nHost: lo
 // pipelined
 const pipe = open('pipelined');
 pipe.on('connect', () => {
-  const one = 'GET /slow?ms=1500 HTTP/1.1\r\nHost: localhost\r\n\r\n';
+  const one = 'GET /slow?ms=1000 HTTP/1.1\r\nHost: localhost\r\n\r\n';
   pipe.write(one + one + one);
   up('pipelined');
 });
@@ -105,7 +105,7 @@ const stream = open('stream', (_d, text) => {
     up('stream');
   }
 });
-stream.on('connect', () => stream.write('GET /stream?ms=2000 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'));
+stream.on('connect', () => stream.write('GET /stream?ms=1500 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'));
 
 // a WebSocket, by a raw upgrade (after one request, so that the app has hooked 'upgrade')
 let upgraded = false;
