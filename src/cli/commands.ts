@@ -50,11 +50,14 @@ export async function status(config: Config, json: boolean, out: Output): Promis
   return 0;
 }
 
+/** How long `stop` waits for the master to exit when it did not say (an older master). */
+const STOP_WAIT_FALLBACK_MS = 120_000;
+
 /** Slack on top of the configured deadlines for the master's own work. */
 const RELOAD_SLACK_MS = 30_000;
 
 /** The schema's defaults, for a reload whose configuration file does not load. */
-export const DEFAULT_DEADLINES = { readyTimeoutMs: 10_000, settleMs: 0, drainTimeoutMs: 30_000 } as const;
+export const DEFAULT_DEADLINES = { readyTimeoutMs: 10_000, settleMs: 1_000, drainTimeoutMs: 30_000 } as const;
 
 export async function reload(config: Pick<Config, 'controlSocket'> & { reload: typeof DEFAULT_DEADLINES | Config['reload'] }, json: boolean, waitDrain: boolean, out: Output): Promise<number> {
   const { readyTimeoutMs, settleMs, drainTimeoutMs } = config.reload;
@@ -73,7 +76,8 @@ export async function reload(config: Pick<Config, 'controlSocket'> & { reload: t
     out(`  listeners: ${report.listeners.map((l) => `${l.address} ${l.inherit ? 'inherited' : l.action}`).join(', ')}`);
     if (report.drain) out(`  drained ${report.drain.drained} connections in ${report.drain.durationMs.toFixed(0)} ms, killed ${report.drain.killed}`);
   } else {
-    out(`reload ${report.result === 'invalid' ? 'refused (invalid configuration)' : 'rolled back'}; generation ${report.previous} keeps serving`);
+    const what = { invalid: 'refused (invalid configuration)', refused: 'refused', rolled_back: 'rolled back' }[report.result];
+    out(`reload ${what}; generation ${report.previous ?? '-'} keeps serving`);
     out(`  ${(report.reason ?? '').split('\n').join('\n  ')}`);
   }
   for (const w of report.warnings) out(`  warning: ${w}`);
@@ -83,9 +87,14 @@ export async function reload(config: Pick<Config, 'controlSocket'> & { reload: t
 export async function stop(config: Config, fast: boolean, out: Output): Promise<number> {
   const { response, closed } = await request(config.controlSocket, { cmd: 'stop', fast }, ANSWER_TIMEOUT_MS);
   if (!response.ok) throw new Error(`stop: ${response.error}`);
-  const pid = (response.result as { pid: number }).pid;
+  const { pid, deadlineMs } = response.result as { pid: number; deadlineMs?: number };
   out(`stopping handover master pid ${pid} (${fast ? 'fast' : 'graceful'})...`);
-  await closed;
+  // The master says how long its stop may take (stop_delay + drain_timeout + grace); wait that long, not forever.
+  const limit = deadlineMs ?? STOP_WAIT_FALLBACK_MS;
+  let timer: NodeJS.Timeout | undefined;
+  const ended = await Promise.race([closed.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), limit)))]);
+  clearTimeout(timer);
+  if (!ended) throw new Error(`master pid ${pid} has not stopped within ${limit} ms; it may still be draining (handover status)`);
   out(`stopped`);
   return 0;
 }

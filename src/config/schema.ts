@@ -118,7 +118,7 @@ const reload = z
       .default(false)
       .meta({ description: 'let the master set the namespace-wide sysctl net.ipv4.tcp_migrate_req=1' }),
     ready_timeout: durationWithDefault('10s', 'how long new workers may take to report ready before the reload rolls back'),
-    settle: durationWithDefault('0s', 'wait after ready, before the switch, checking the new workers stay alive'),
+    settle: durationWithDefault('1s', "both generations serve this long after the new workers are ready; a new worker dying meanwhile rolls the reload back (like PM2's min_uptime)"),
     drain_timeout: durationWithDefault('30s', 'how long old workers may finish in-flight requests before they are killed'),
     watch: z.boolean().default(true).meta({ description: 'reload when this file changes (its directory is watched)' }),
   })

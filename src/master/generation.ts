@@ -1,20 +1,23 @@
 // A generation: N worker slots sharing one set of listener specs. Each slot
-// owns one Listener per address (the master's copy of the socket its worker
-// listens on) and at most one live WorkerHandle at a time.
+// owns its Listeners (the master's copies of the sockets its worker listens
+// on: one per address, or more under `inherit` when the worker count
+// shrank) and at most one live WorkerHandle at a time.
 import type { Config } from '../config/index.js';
+import type { Logger } from '../log/logger.js';
 import { listenerSpec, type Listener, type ListenerSpec } from '../net/index.js';
 import type { TlsMaterial } from '../tls/material.js';
+import { monotonic } from './clock.js';
 import type { Identity } from './identity.js';
 import type { WorkerHandle } from './worker-handle.js';
 
 export type GenerationState = 'starting' | 'active' | 'draining' | 'gone' | 'aborted';
 
 const LEGAL: Record<GenerationState, readonly GenerationState[]> = {
-  starting: ['active', 'aborted', 'draining'],
+  starting: ['active', 'aborted'],
   active: ['draining'],
   draining: ['gone'],
   gone: [],
-  aborted: [],
+  aborted: ['gone'],
 };
 
 /** The listener specs a configuration asks for, in its order. */
@@ -29,21 +32,40 @@ export function specsOf(config: Config): ListenerSpec[] {
  */
 export const HALF_OPEN_GRACE_MS = 3_000;
 
+/**
+ * Releases `listeners` (Listener.retire), each on its own: one that fails is
+ * logged and the rest are still released. Returns how many failed.
+ */
+export function retireAll(listeners: Iterable<Listener>, log: Logger, graceMs = HALF_OPEN_GRACE_MS): number {
+  let failed = 0;
+  for (const l of listeners) {
+    try {
+      l.retire(graceMs);
+    } catch (err) {
+      failed++;
+      log.error({ err, address: l.address.text }, `could not release listener ${l.address.text}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  return failed;
+}
+
 export class Slot {
   worker: WorkerHandle | undefined;
-  /** One per spec of the generation, in the same order; empty while retired. */
+  /** The sockets this slot's worker listens on; empty while retired. */
   listeners: Listener[] = [];
   restarts = 0;
   /** Consecutive early deaths; reset by a worker that served long enough. */
   failures = 0;
+  /** A pending restart: `until` is on the monotonic clock. */
   backoff: { timer: NodeJS.Timeout; until: number } | undefined;
 
   constructor(readonly index: number) {}
 
-  /** Shuts down (and soon closes) this slot's sockets, except those another generation shares. */
-  retireListeners(shared?: ReadonlySet<Listener>): void {
-    for (const l of this.listeners) if (!shared?.has(l)) l.retire(HALF_OPEN_GRACE_MS);
+  /** Releases this slot's sockets, except those in `keep` (shared with another generation). */
+  retireListeners(log: Logger, keep?: ReadonlySet<Listener>): void {
+    const mine = this.listeners.filter((l) => !keep?.has(l));
     this.listeners = [];
+    retireAll(mine, log);
   }
 
   cancelBackoff(): void {
@@ -55,7 +77,7 @@ export class Slot {
 export class Generation {
   state: GenerationState = 'starting';
   readonly slots: Slot[];
-  readonly createdAt = Date.now();
+  readonly createdAt = monotonic();
   /**
    * Listeners this generation shares with the one before it (`inherit`):
    * until the commit they still belong to the old generation, so an abort
@@ -94,7 +116,17 @@ export class Generation {
     return this.slots.flatMap((s) => s.listeners);
   }
 
-  retireListeners(): void {
-    for (const slot of this.slots) slot.retireListeners(this.inherited);
+  /** This generation's listeners of one address. */
+  listenersOf(address: string): Listener[] {
+    return this.listeners().filter((l) => l.spec.address.text === address);
+  }
+
+  /** Releases every socket this generation owns (not those it inherited: cleared at the commit). */
+  retireListeners(log: Logger): void {
+    for (const slot of this.slots) slot.retireListeners(log, this.inherited);
+  }
+
+  cancelBackoffs(): void {
+    for (const slot of this.slots) slot.cancelBackoff();
   }
 }

@@ -1,7 +1,6 @@
 // Pure decisions of a reload: which strategy applies, what happens to each
 // address, and how the cutover's figures are counted. Kept apart from the
 // flow so they can be read (and tested) on their own.
-import type { CounterSnapshot } from '../metrics/kernel.js';
 import type { ListenerSpec } from '../net/index.js';
 
 import type { EffectiveStrategy, ListenerAction, ListenerPlan } from '../protocol/control.js';
@@ -36,8 +35,8 @@ export function planListeners(
  * can migrate twice); the failure counter says how many of them found no
  * listener to move to.
  */
-export function countCutover(queued: number, migrationOn: boolean, delta: CounterSnapshot): { migrated: number; dropped: number } {
+export function countCutover(queued: number, migrationOn: boolean, migrationFailures: number): { migrated: number; dropped: number } {
   if (!migrationOn) return { migrated: 0, dropped: queued };
-  const dropped = Math.min(queued, delta.TCPMigrateReqFailure);
+  const dropped = Math.min(queued, Math.max(0, migrationFailures));
   return { migrated: queued - dropped, dropped };
 }

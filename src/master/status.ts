@@ -1,8 +1,9 @@
 // What `handover status` shows: plain data built from the live objects.
 import type { GenerationStatus } from '../protocol/control.js';
+import { monotonic } from './clock.js';
 import type { Generation } from './generation.js';
 
-export function describeGeneration(g: Generation, now = Date.now()): GenerationStatus {
+export function describeGeneration(g: Generation, now = monotonic()): GenerationStatus {
   return {
     generation: g.id,
     state: g.state,

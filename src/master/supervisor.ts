@@ -1,35 +1,32 @@
 // The master: a single owner of configuration, listeners and generations.
 // Every input (signal, control request, worker exit, timer, file change)
 // enters through `dispatch()` and is handled one at a time; long operations
-// (start, reload, stop) run as one async operation of each kind at a time.
+// (start, a reload, stop) run as one async operation of each kind at a time
+// and learn of the events that concern them from here.
 import type { Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
-import { readTcpMigrateReq, writeTcpMigrateReq } from '../metrics/kernel.js';
-import {
-  addressText,
-  chooseStrategy,
-  findForeignListeners,
-  openListener,
-  openListeners,
-  queuedOn,
-  SYSCTL_HINT,
-  type Listener,
-  type ListenerSpec,
-} from '../net/index.js';
-import type { ControlResponse, MasterStatus, ParsedControlRequest, ReloadReport, Trigger } from '../protocol/control.js';
+import { addressText, chooseStrategy, findForeignListeners, SYSCTL_HINT, type ListenerSpec } from '../net/index.js';
+import type { ControlResponse, EffectiveStrategy, MasterStatus, ParsedControlRequest, ReloadReport, Trigger } from '../protocol/control.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
+import { monotonic, within } from './clock.js';
 import { ControlServer, type Reply } from './control-server.js';
 import { EventQueue } from './events.js';
-import { Generation, specsOf, type Slot } from './generation.js';
+import { specsOf, type Generation, type Slot } from './generation.js';
+import { strategyFor } from './handoff/strategies.js';
+import type { HandoffStrategy } from './handoff/strategy.js';
 import { resolveIdentity, type Identity } from './identity.js';
-import { DRAIN_ACK_TIMEOUT_MS, KILL_GRACE_MS, Reloader, type ReloadHost } from './reload.js';
-import { backoffDelay, decideRestart } from './restart.js';
+import { probeKernel, type KernelState } from './kernel-state.js';
+import type { ReloadHost } from './reload-operation.js';
+import type { ListenerPlan } from './reload-plan.js';
+import { Reloader } from './reload.js';
+import { Respawner, type RespawnHost } from './respawn.js';
+import { createGeneration, spawnWorker, verifyListening, type Groups } from './spawn.js';
 import { describeGeneration } from './status.js';
-import { ConfigWatcher } from './watch.js';
-import { exitedOrKilled, HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, WorkerHandle, type WorkerExit } from './worker-handle.js';
+import { runStop, type StopHost, type StopMode } from './stop.js';
+import { ConfigWatcher, WATCH_READY_TIMEOUT_MS } from './watch.js';
+import { exitedOrKilled, HEARTBEAT_MS, type WorkerExit, type WorkerHandle } from './worker-handle.js';
 
-/** How long a fast stop waits for workers after SIGTERM before SIGKILL. */
-export const FAST_STOP_GRACE_MS = 1_000;
+export { FAST_STOP_GRACE_MS } from './stop.js';
 
 export type MasterEvent =
   | { type: 'signal'; signal: NodeJS.Signals }
@@ -58,21 +55,24 @@ function refuseForeignListeners(specs: readonly ListenerSpec[]): void {
   }
 }
 
-export class Supervisor implements ReloadHost {
-  readonly startedAt = Date.now();
+export class Supervisor implements ReloadHost, RespawnHost, StopHost {
+  /** Monotonic ms. */
+  readonly startedAt = monotonic();
   private current: Generation | undefined;
-  private readonly draining = new Set<Generation>();
+  /** The generation start() or a reload is building: its workers are not yet counted as serving. */
+  private booting: Generation | undefined;
+  private readonly drainingGenerations = new Set<Generation>();
   private nextGeneration = 1;
-  /** Resolved port per address text: port 0 resolves once, every later socket binds the same. */
-  private readonly ports = new Map<string, number>();
-  /** A generation being built by a reload, not yet committed. */
-  private starting: Generation | undefined;
-  private stopMode: 'graceful' | 'fast' | undefined;
+  readonly groups: Groups = new Map();
+  private stopMode: StopMode | undefined;
   private readonly reloads = new Reloader(this);
+  private readonly respawner = new Respawner(this);
   private watcher: ConfigWatcher | undefined;
   private readonly events = new EventQueue<MasterEvent>((e) => this.handle(e));
   private readonly control: ControlServer;
   private identity: Identity;
+  private kernelState: KernelState;
+  private handoff: HandoffStrategy;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private resolveExit!: (code: number) => void;
   /** Resolves with the process exit code once the master has stopped. */
@@ -83,6 +83,8 @@ export class Supervisor implements ReloadHost {
     readonly log: Logger,
   ) {
     this.identity = resolveIdentity(currentConfig.user, currentConfig.group);
+    this.kernelState = { tcpMigrateReq: null, probedAt: 0 };
+    this.handoff = strategyFor('none');
     this.control = new ControlServer(currentConfig.controlSocket, log, (request, reply) =>
       this.dispatch({ type: 'control', request, reply }),
     );
@@ -96,8 +98,28 @@ export class Supervisor implements ReloadHost {
     return this.current;
   }
 
+  get building(): Generation | undefined {
+    return this.booting;
+  }
+
   get stopping(): boolean {
     return this.stopMode !== undefined;
+  }
+
+  get mode(): StopMode | undefined {
+    return this.stopMode;
+  }
+
+  get kernel(): KernelState {
+    return this.kernelState;
+  }
+
+  get strategy(): HandoffStrategy {
+    return this.handoff;
+  }
+
+  get stopDelayMs(): number {
+    return this.currentConfig.stopDelayMs;
   }
 
   dispatch(event: MasterEvent): void {
@@ -106,118 +128,94 @@ export class Supervisor implements ReloadHost {
 
   /** Refuses foreign listeners, opens the control socket, starts generation 1. Throws StartError. */
   async start(): Promise<void> {
-    const specs = specsOf(this.currentConfig);
+    const config = this.currentConfig;
+    const specs = specsOf(config);
     await this.control.listen();
-    try {
-      refuseForeignListeners(specs);
-    } catch (err) {
-      await this.control.close();
-      throw err;
-    }
-    const tcpMigrateReq = this.ensureTcpMigrateReq(this.currentConfig);
-    const choice = chooseStrategy(this.currentConfig.reload.strategy, tcpMigrateReq);
-    this.log.info(
-      { config: this.currentConfig.file, workers: this.currentConfig.workers, tcpMigrateReq, strategy: choice.strategy, control: this.currentConfig.controlSocket },
-      'master starting',
-    );
-    if (choice.warning) this.log.warn(choice.warning);
-    else if (tcpMigrateReq !== 1) {
-      this.log.info(`net.ipv4.tcp_migrate_req is ${tcpMigrateReq ?? 'absent'}: reloads use ${choice.strategy}; for kernel migration ${SYSCTL_HINT}`);
-    }
-    if (this.currentConfig.metrics) this.log.warn('metrics: the Prometheus endpoint is not available in this version; metrics.listen is ignored');
     let generation: Generation | undefined;
     try {
-      generation = this.createGeneration(this.currentConfig, this.identity, loadTlsMaterial(this.currentConfig));
-      this.starting = generation; // a stop during the boot covers its workers
+      refuseForeignListeners(specs);
+      this.kernelState = probeKernel(config, this.log);
+      const choice = chooseStrategy(config.reload.strategy, this.kernelState.tcpMigrateReq);
+      this.handoff = strategyFor(choice.strategy);
+      const { tcpMigrateReq } = this.kernelState;
+      this.log.info(
+        { config: config.file, workers: config.workers, tcpMigrateReq, strategy: choice.strategy, control: config.controlSocket },
+        'master starting',
+      );
+      if (choice.warning) this.log.warn(choice.warning);
+      else if (tcpMigrateReq !== 1) {
+        this.log.info(`net.ipv4.tcp_migrate_req is ${tcpMigrateReq ?? 'absent'}: reloads use ${choice.strategy}; for kernel migration ${SYSCTL_HINT}`);
+      }
+      if (config.metrics) this.log.warn('metrics: the Prometheus endpoint is not available in this version; metrics.listen is ignored');
+      generation = createGeneration(this.nextGeneration++, config, this.identity, loadTlsMaterial(config), new Map(), this.groups);
+      this.booting = generation; // a stop during the boot covers its workers
       await this.boot(generation);
       if (this.stopMode) throw new Error('stopped during start-up');
       this.activate(generation);
     } catch (err) {
-      if (generation) await this.abort(generation);
+      if (generation) await this.abortStart(generation);
       await this.control.close();
       throw new StartError(err instanceof Error ? err.message : String(err));
     } finally {
-      this.starting = undefined;
+      this.booting = undefined;
     }
-    this.heartbeatTimer = setInterval(() => this.dispatch({ type: 'heartbeat-check' }), HEARTBEAT_MS);
-    this.heartbeatTimer.unref();
+    this.startHeartbeats();
     this.rewatch();
-    await this.watcher?.ready;
-    this.log.info(
-      { generation: generation.id, listen: specs.map((s) => this.addressOf(s)), pids: generation.workers().map((w) => w.pid) },
-      `serving ${specs.map((s) => this.addressOf(s)).join(', ')} with ${generation.slots.length} workers`,
-    );
+    if (this.watcher) {
+      const watcher = this.watcher;
+      await within(watcher.ready, WATCH_READY_TIMEOUT_MS, () => this.log.warn(`the config watcher was not ready within ${WATCH_READY_TIMEOUT_MS} ms; changes may be missed until it is`));
+    }
+    const listen = specs.map((s) => this.addressOf(s));
+    this.log.info({ generation: generation.id, listen, pids: generation.workers().map((w) => w.pid) }, `serving ${listen.join(', ')} with ${generation.slots.length} workers`);
   }
 
   private addressOf(spec: ListenerSpec): string {
-    return addressText(spec.address.host, this.ports.get(spec.address.text) ?? spec.address.port, spec.address.family);
+    return addressText(spec.address.host, this.groups.get(spec.address.text)?.port ?? spec.address.port, spec.address.family);
   }
 
-  /**
-   * A generation with its sockets bound, not listening. `inherit` maps an
-   * address to the previous generation's listeners that this one shares
-   * (slot i takes the i-th); every other socket is fresh.
-   */
-  createGeneration(
-    config: Config,
-    identity: Identity,
-    tls: ReadonlyMap<string, TlsMaterial>,
-    inherit = new Map<string, readonly Listener[]>(),
-  ): Generation {
-    const generation = new Generation(this.nextGeneration++, config, identity, tls);
-    try {
-      for (const spec of generation.specs) {
-        const shared = inherit.get(spec.address.text) ?? [];
-        const fresh = Math.max(0, config.workers - shared.length);
-        const opened = fresh > 0 ? openListeners(spec, fresh, this.ports.get(spec.address.text)) : [];
-        const first = opened[0];
-        if (first && !this.ports.has(spec.address.text)) this.ports.set(spec.address.text, first.port);
-        generation.slots.forEach((slot, i) => {
-          const old = shared[i];
-          if (old) generation.inherited.add(old);
-          const listener = old ?? opened[i - shared.length];
-          if (listener) slot.listeners.push(listener);
-        });
-      }
-    } catch (err) {
-      generation.retireListeners();
-      throw err;
-    }
-    return generation;
+  probeKernel(config: Config): KernelState {
+    this.kernelState = probeKernel(config, this.log);
+    return this.kernelState;
+  }
+
+  strategyFor(name: EffectiveStrategy): HandoffStrategy {
+    return strategyFor(name);
+  }
+
+  createGeneration(config: Config, identity: Identity, tls: ReadonlyMap<string, TlsMaterial>, strategy: HandoffStrategy, plans: readonly ListenerPlan[]): Generation {
+    const old = this.current;
+    const inherit = old ? strategy.prepare(old, plans) : new Map();
+    return createGeneration(this.nextGeneration++, config, identity, tls, inherit, this.groups);
   }
 
   /** Spawns every slot and waits until all are ready and their sockets in LISTEN. */
   async boot(generation: Generation): Promise<void> {
-    for (const slot of generation.slots) this.spawn(generation, slot);
+    for (const slot of generation.slots) this.watchExit(generation, slot, spawnWorker(generation, slot, this.groups, this.log));
     await Promise.all(generation.workers().map((w) => w.ready(generation.config.reload.readyTimeoutMs)));
-    this.verifyListening(generation);
+    for (const slot of generation.slots) verifyListening(slot);
   }
 
-  verifyListening(generation: Generation): void {
-    for (const listener of generation.listeners()) {
-      if (!listener.isListening()) {
-        throw new Error(`listener ${listener.address.text} (fd ${listener.fd}) is not in LISTEN after its worker said ready`);
-      }
-    }
+  setBuilding(generation: Generation | undefined): void {
+    this.booting = generation;
   }
 
-  setStarting(generation: Generation | undefined): void {
-    this.starting = generation;
-  }
-
-  commit(next: Generation, old: Generation, config: Config, identity: Identity): void {
+  commit(next: Generation, old: Generation, config: Config, identity: Identity, kernel: KernelState, strategy: HandoffStrategy): void {
     this.currentConfig = config;
     this.identity = identity;
+    this.kernelState = kernel;
+    this.handoff = strategy;
     this.activate(next);
     old.transition(['active'], 'draining');
-    this.draining.add(old);
-    for (const slot of old.slots) slot.cancelBackoff();
+    old.cancelBackoffs();
     this.rewatch();
   }
 
-  retired(old: Generation): void {
-    old.transition(['draining'], 'gone');
-    this.draining.delete(old);
+  draining(generation: Generation, done: Promise<unknown>): void {
+    this.drainingGenerations.add(generation);
+    void done.finally(() => {
+      generation.transition(['draining', 'aborted'], 'gone');
+      this.drainingGenerations.delete(generation);
+    });
   }
 
   private activate(generation: Generation): void {
@@ -226,38 +224,22 @@ export class Supervisor implements ReloadHost {
     this.current = generation;
   }
 
-  /** Kills a generation that never became active and releases its own sockets. */
-  async abort(generation: Generation): Promise<void> {
+  /** start() failed: nothing served yet, so its workers are killed and its sockets released. */
+  private async abortStart(generation: Generation): Promise<void> {
     generation.transition(['starting'], 'aborted');
-    for (const slot of generation.slots) slot.cancelBackoff();
-    // Shut the listeners first so whatever queued on them migrates to a live sibling.
-    generation.retireListeners();
+    generation.cancelBackoffs();
+    generation.retireListeners(this.log);
     const workers = generation.liveWorkers();
     for (const w of workers) w.kill('SIGKILL');
-    await Promise.all(workers.map((w) => w.exited));
+    await exitedOrKilled(workers, 0, () => {});
   }
 
-  private spawn(generation: Generation, slot: Slot): WorkerHandle {
-    const { config } = generation;
-    if (slot.listeners.length === 0) {
-      slot.listeners = generation.specs.map((spec) => openListener(spec, this.ports.get(spec.address.text) ?? spec.address.port));
-    }
-    const worker = new WorkerHandle({
-      generation: generation.id,
-      index: slot.index,
-      app: config.app,
-      listeners: slot.listeners.map((l) => {
-        const tls = generation.tls.get(l.spec.address.text);
-        return { fd: l.fd, address: l.spec.address.text, backlog: l.spec.backlog, ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}) };
-      }),
-      env: config.env,
-      drainTimeoutMs: config.reload.drainTimeoutMs,
-      ...generation.identity,
-      log: this.log,
-    });
-    slot.worker = worker;
+  watchExit(generation: Generation, slot: Slot, worker: WorkerHandle): void {
     worker.once('exit', (exit) => this.dispatch({ type: 'worker-exit', generation, slot, worker, exit }));
-    return worker;
+  }
+
+  respawnLater(generation: Generation, slot: Slot, delayMs: number): NodeJS.Timeout {
+    return setTimeout(() => this.dispatch({ type: 'respawn', generation, slot }), delayMs);
   }
 
   private handle(event: MasterEvent): void {
@@ -269,9 +251,9 @@ export class Supervisor implements ReloadHost {
       case 'worker-exit':
         return this.onWorkerExit(event.generation, event.slot, event.worker, event.exit);
       case 'respawn':
-        return this.onRespawn(event.generation, event.slot);
+        return this.respawner.onRespawn(event.generation, event.slot);
       case 'heartbeat-check':
-        return this.onHeartbeatCheck();
+        return this.respawner.checkHeartbeats();
       case 'reload':
         return this.reloads.request(event.trigger, event.onReport, event.waitDrain ?? false);
     }
@@ -289,123 +271,43 @@ export class Supervisor implements ReloadHost {
       case 'status':
         return reply({ ok: true, result: this.status() });
       case 'stop':
-        reply({ ok: true, result: { pid: process.pid } }, { keepOpen: true });
+        reply({ ok: true, result: { pid: process.pid, deadlineMs: this.stopDeadlineMs(request.fast ? 'fast' : 'graceful') } }, { keepOpen: true });
         void this.stop(request.fast ? 'fast' : 'graceful');
         return;
       case 'reload':
-        return this.reloads.request('control', (report) => reply({ ok: report.result === 'ok', result: report, ...(report.result === 'ok' ? {} : { error: report.reason ?? report.result, code: report.result }) } as ControlResponse), request.waitDrain);
+        return this.reloads.request(
+          'control',
+          (report) => reply({ ok: report.result === 'ok', result: report, ...(report.result === 'ok' ? {} : { error: report.reason ?? report.result, code: report.result }) } as ControlResponse),
+          request.waitDrain,
+        );
     }
   }
 
   private onWorkerExit(generation: Generation, slot: Slot, worker: WorkerHandle, exit: WorkerExit): void {
-    this.log[this.stopMode || generation !== this.current ? 'info' : 'warn'](
-      { generation: generation.id, worker: slot.index, workerPid: worker.pid, code: exit.code, signal: exit.signal },
-      `worker ${slot.index} (pid ${worker.pid}) ${exit.reason}`,
+    const expected = this.stopMode !== undefined || generation !== this.current || exit.reason === 'drained';
+    this.log[expected ? 'info' : 'warn'](
+      { generation: generation.id, worker: slot.index, workerPid: worker.pid, code: exit.code, signal: exit.signal, reason: exit.reason },
+      `worker ${slot.index} (${worker.who}) ${exit.detail}`,
     );
     if (slot.worker === worker) slot.worker = undefined;
-    // A new worker that died before the commit: its socket must not wait in
-    // LISTEN for the rollback (its queue migrates to a live listener now).
-    if (generation === this.starting) slot.retireListeners(generation.inherited);
-    if (this.stopMode || generation !== this.current || generation.state !== 'active') return;
-    this.replace(generation, slot, worker);
-  }
-
-  /**
-   * A worker of the active generation died: replace it. Its listener must not
-   * sit in LISTEN without an acceptor. With migration on, shut it down now
-   * (its queue moves to the siblings) and give the replacement a fresh
-   * socket; without it, keep the socket for a replacement that starts at once
-   * (it will accept the queue), but never across a backoff.
-   */
-  private replace(generation: Generation, slot: Slot, dead: WorkerHandle): void {
-    const decision = decideRestart(dead, slot.failures, generation.config.restart, readTcpMigrateReq() === 1);
-    slot.restarts++;
-    slot.failures = decision.failures;
-    // A socket the generation being built inherits has an acceptor there.
-    if (!decision.keepSocket) slot.retireListeners(this.starting?.inherited);
-    if (decision.delayMs === 0) {
-      this.respawn(generation, slot);
+    // A worker of the generation being built: its socket must not wait in
+    // LISTEN for the rollback (its queue migrates to a live listener now),
+    // and the reload rolls back.
+    if (generation === this.booting) {
+      slot.retireListeners(this.log, generation.inherited);
+      this.reloads.onWorkerExit(generation, slot.index, exit, worker.pid);
       return;
     }
-    this.log[decision.crashLoop ? 'error' : 'warn'](
-      { generation: generation.id, worker: slot.index, failures: slot.failures, backoffMs: decision.delayMs },
-      decision.crashLoop
-        ? `worker ${slot.index} is crash-looping (${slot.failures} early deaths in a row); next attempt in ${decision.delayMs} ms`
-        : `worker ${slot.index} died early; restarting in ${decision.delayMs} ms`,
-    );
-    this.scheduleRespawn(generation, slot, decision.delayMs);
-  }
-
-  private scheduleRespawn(generation: Generation, slot: Slot, delayMs: number): void {
-    slot.backoff = {
-      until: Date.now() + delayMs,
-      timer: setTimeout(() => this.dispatch({ type: 'respawn', generation, slot }), delayMs),
-    };
-  }
-
-  private onRespawn(generation: Generation, slot: Slot): void {
-    slot.backoff = undefined;
-    if (this.stopMode || generation !== this.current || slot.worker) return;
-    this.respawn(generation, slot);
-  }
-
-  private respawn(generation: Generation, slot: Slot): void {
-    let worker: WorkerHandle;
-    try {
-      worker = this.spawn(generation, slot);
-    } catch (err) {
-      this.log.error({ err, worker: slot.index }, `could not start a replacement for worker ${slot.index}`);
-      slot.failures++;
-      this.scheduleRespawn(generation, slot, backoffDelay(slot.failures, generation.config.restart));
-      return;
-    }
-    worker.ready(generation.config.reload.readyTimeoutMs).then(
-      () => {
-        if (worker.transition(['ready'], 'serving')) {
-          this.log.info({ generation: generation.id, worker: slot.index, workerPid: worker.pid }, `worker ${slot.index} replaced`);
-        }
-      },
-      (err: unknown) => {
-        this.log.error({ err, worker: slot.index }, `replacement worker ${slot.index} did not start`);
-        worker.kill('SIGKILL');
-      },
-    );
-  }
-
-  private onHeartbeatCheck(): void {
-    const now = Date.now();
-    for (const worker of this.current?.workers() ?? []) {
-      if (worker.state === 'serving' && worker.alive && now - worker.lastHeard > HEARTBEAT_TIMEOUT_MS) {
-        this.log.error(
-          { generation: worker.generation, worker: worker.index, workerPid: worker.pid, silentMs: now - worker.lastHeard },
-          `worker ${worker.index} (pid ${worker.pid}) missed its heartbeat for ${now - worker.lastHeard} ms; killing it`,
-        );
-        worker.kill('SIGKILL');
-      }
-    }
-  }
-
-  /**
-   * The namespace's tcp_migrate_req. Set to 1 only when the configuration
-   * allows it: it is namespace-wide and changes every other SO_REUSEPORT
-   * user there. Never reset on exit.
-   */
-  ensureTcpMigrateReq(config: Config): 0 | 1 | null {
-    const value = readTcpMigrateReq();
-    if (value !== 0 || !config.reload.setTcpMigrateReq) return value;
-    try {
-      writeTcpMigrateReq(1);
-      this.log.warn('set net.ipv4.tcp_migrate_req=1 in this network namespace (reload.set_tcp_migrate_req); it applies to every SO_REUSEPORT user here');
-      return 1;
-    } catch (err) {
-      this.log.error({ err }, `could not set net.ipv4.tcp_migrate_req: ${err instanceof Error ? err.message : String(err)}`);
-      return value;
-    }
+    if (generation !== this.current || generation.state !== 'active') return;
+    // Stopping: nothing replaces it, but its socket must not sit in LISTEN
+    // without an acceptor (during stop_delay clients would hang).
+    if (this.stopMode) this.respawner.releaseSockets(slot);
+    else this.respawner.replace(generation, slot, worker);
   }
 
   /** (Re)creates the config watcher to match reload.watch. */
   private rewatch(): void {
-    const want = this.currentConfig.reload.watch;
+    const want = this.currentConfig.reload.watch && !this.stopMode;
     if (want && this.watcher?.file === this.currentConfig.file) return;
     void this.watcher?.close();
     this.watcher = undefined;
@@ -417,55 +319,47 @@ export class Supervisor implements ReloadHost {
     );
   }
 
-  /**
-   * Graceful: keep serving for stop_delay (so a load balancer can take the
-   * host out), tell every worker to stop accepting, shut the listeners down
-   * (nothing to migrate to: what is queued then is lost and logged), let the
-   * workers drain within drain_timeout, kill what is left. Fast: shut down
-   * and terminate at once.
-   */
-  async stop(mode: 'graceful' | 'fast'): Promise<void> {
-    if (this.stopMode === 'fast' || this.stopMode === mode) return;
-    const escalating = this.stopMode === 'graceful';
-    this.stopMode = mode;
+  private startHeartbeats(): void {
+    this.respawner.resetHeartbeats();
+    this.heartbeatTimer = setInterval(() => this.dispatch({ type: 'heartbeat-check' }), HEARTBEAT_MS);
+    this.heartbeatTimer.unref();
+  }
+
+  stopHeartbeats(): void {
     clearInterval(this.heartbeatTimer);
+  }
+
+  reloadSettled(): Promise<void> {
+    return this.reloads.settled();
+  }
+
+  /** How long a stop in `mode` may take at most, for the CLI's own deadline. */
+  private stopDeadlineMs(mode: StopMode): number {
+    const drains = this.generations().map((g) => g.config.reload.drainTimeoutMs);
+    return mode === 'fast' ? 10_000 : this.currentConfig.stopDelayMs + Math.max(0, ...drains) + 30_000;
+  }
+
+  async stop(mode: StopMode): Promise<void> {
+    if (this.stopMode === 'fast' || this.stopMode === mode) return;
+    if (this.stopMode === 'graceful') this.log.warn('fast stop requested during a graceful stop');
+    this.stopMode = mode;
+    this.reloads.onStop();
     void this.watcher?.close();
     this.watcher = undefined;
-    const generations = this.generations();
-    for (const g of generations) for (const s of g.slots) s.cancelBackoff();
-    if (escalating) this.log.warn('fast stop requested during a graceful stop');
-    this.log.info({ mode, stopDelayMs: this.currentConfig.stopDelayMs }, `stopping (${mode})`);
-    const workers = generations.flatMap((g) => g.liveWorkers());
-    if (mode === 'graceful') {
-      if (this.currentConfig.stopDelayMs > 0) await new Promise((r) => setTimeout(r, this.currentConfig.stopDelayMs));
-      await Promise.all(workers.map((w) => w.drain(this.currentConfig.reload.drainTimeoutMs, DRAIN_ACK_TIMEOUT_MS)));
-    }
-    this.retireAll(generations);
-    if (mode === 'fast') for (const w of workers) w.kill('SIGTERM');
-    const grace = mode === 'fast' ? FAST_STOP_GRACE_MS : this.currentConfig.reload.drainTimeoutMs + KILL_GRACE_MS;
-    await exitedOrKilled(workers, grace, (w) =>
-      this.log.warn({ workerPid: w.pid }, `worker ${w.index} (pid ${w.pid}) did not exit in time; killing it`),
-    );
-    if (this.stopMode !== mode) return; // a fast stop took over and finishes the job
+    if (!(await runStop(this, mode))) return; // a fast stop took over and finishes the job
     await this.control.close();
     this.log.info('stopped');
     this.resolveExit(0);
-  }
-
-  private retireAll(generations: readonly Generation[]): void {
-    const lost = queuedOn(generations.flatMap((g) => g.listeners()));
-    for (const g of generations) g.retireListeners();
-    if (lost > 0) this.log.warn({ lost }, `${lost} queued connections had no listener left to migrate to`);
   }
 
   status(): MasterStatus {
     return {
       pid: process.pid,
       config: this.currentConfig.file,
-      uptimeMs: Date.now() - this.startedAt,
+      uptimeMs: monotonic() - this.startedAt,
       state: this.stopMode ? 'stopping' : 'running',
       generation: this.current?.id ?? null,
-      strategy: chooseStrategy(this.currentConfig.reload.strategy, readTcpMigrateReq()).strategy,
+      strategy: this.handoff.name,
       reloading: this.reloads.inProgress,
       listen: (this.current?.specs ?? []).map((s) => this.addressOf(s)),
       generations: this.generations().map((g) => describeGeneration(g)),
@@ -474,8 +368,7 @@ export class Supervisor implements ReloadHost {
   }
 
   /** Every generation with processes: active, being built, draining. */
-  private generations(): Generation[] {
-    return [...(this.current ? [this.current] : []), ...(this.starting ? [this.starting] : []), ...this.draining];
+  generations(): Generation[] {
+    return [...(this.current ? [this.current] : []), ...(this.booting ? [this.booting] : []), ...this.drainingGenerations];
   }
-
 }

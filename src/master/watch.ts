@@ -7,6 +7,8 @@ import { basename, dirname } from 'node:path';
 
 /** Editors and `kubectl` write in several steps; wait for quiet before reloading. */
 export const WATCH_DEBOUNCE_MS = 300;
+/** How long start-up waits for the watcher's initial scan before serving without it. */
+export const WATCH_READY_TIMEOUT_MS = 5_000;
 
 export class ConfigWatcher {
   private readonly watcher: FSWatcher;

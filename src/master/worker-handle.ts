@@ -1,16 +1,27 @@
 // One worker process, seen from the master. It owns the child process (and
 // nothing else: the listeners belong to the slot). States change only in
 // `transition()`, which refuses illegal moves, in the manner of grpc-js.
+//
+// Spawning never throws and never leaves an 'error' event unheard: a
+// process that cannot be created (EMFILE, EAGAIN under a pids limit,
+// ENOENT) becomes a worker that exits at once with reason `spawn_failed`,
+// so every failure reaches the master through the same 'exit' path.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../log/logger.js';
 import {
+  envelope,
   FIRST_LISTENER_FD,
+  openEnvelope,
   parseWorkerMessage,
+  type AckMessage,
   type ErrorInfo,
   type MasterMessage,
+  type WorkerExitReason,
+  type WorkerListener,
 } from '../protocol/worker.js';
+import { monotonic } from './clock.js';
 
 export type WorkerState = 'starting' | 'ready' | 'serving' | 'draining' | 'exited' | 'failed';
 
@@ -28,18 +39,15 @@ export const WORKER_ENTRY = fileURLToPath(new URL('../worker/main.js', import.me
 /** How often a worker says it is alive, and how long a silence means it is stuck. */
 export const HEARTBEAT_MS = 1000;
 export const HEARTBEAT_TIMEOUT_MS = 5000;
+/** How long to wait for a process to go after SIGKILL (one in D state may never) before giving up on it. */
+export const KILL_WAIT_MS = 5_000;
 
 export interface WorkerOptions {
   readonly generation: number;
   readonly index: number;
   readonly app: string;
-  /** Descriptors and their specs, in slot order. */
-  readonly listeners: readonly {
-    readonly fd: number;
-    readonly address: string;
-    readonly backlog: number;
-    readonly tls?: { readonly cert: string; readonly key: string };
-  }[];
+  /** Descriptors and their specs, in slot order (several may share an address). */
+  readonly listeners: readonly (Omit<WorkerListener, 'fd'> & { readonly fd: number })[];
   readonly env: Readonly<Record<string, string>>;
   readonly drainTimeoutMs: number;
   readonly uid?: number;
@@ -50,8 +58,9 @@ export interface WorkerOptions {
 export interface WorkerExit {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
-  /** Why the master thinks it ended: the worker's own report or how it died. */
-  readonly reason: string;
+  readonly reason: WorkerExitReason;
+  /** For people: the worker's own failure report or how it died. */
+  readonly detail: string;
 }
 
 export class WorkerStartError extends Error {
@@ -61,74 +70,71 @@ export class WorkerStartError extends Error {
   }
 }
 
+type KillReason = 'killed' | 'heartbeat';
+
 export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [WorkerState]; drained: [unknown] }> {
   readonly generation: number;
   readonly index: number;
-  readonly pid: number;
-  readonly startedAt = Date.now();
+  /** Undefined when the process could not be created. */
+  readonly pid: number | undefined;
+  /** Monotonic ms. */
+  readonly startedAt = monotonic();
   state: WorkerState = 'starting';
   failure: { phase: string; error: ErrorInfo } | undefined;
   exit: WorkerExit | undefined;
-  /** When the master verified its listeners and counted it as serving. */
+  /** When the master verified its listeners and counted it as serving (monotonic ms). */
   servedAt: number | undefined;
-  lastHeard = Date.now();
+  /** Monotonic ms of the last valid message. */
+  lastHeard = monotonic();
   /** The worker's own figures once it has drained. */
   drainResult: { connections: number; killed: number; durationMs: number } | undefined;
   readonly exited: Promise<WorkerExit>;
-  private readonly child: ChildProcess;
+  private readonly child: ChildProcess | undefined;
   private readonly log: Logger;
   private seq = 0;
-  private readonly acks = new Map<number, () => void>();
+  private readonly acks = new Map<number, (ack: AckMessage | undefined) => void>();
+  private killedFor: KillReason | undefined;
+  private resolveExited!: (exit: WorkerExit) => void;
 
   constructor(options: WorkerOptions) {
     super();
     this.generation = options.generation;
     this.index = options.index;
+    this.exited = new Promise((resolve) => (this.resolveExited = resolve));
     const stdio: (number | 'ignore' | 'inherit' | 'ipc')[] = ['ignore', 'inherit', 'inherit', 'ipc'];
     options.listeners.forEach((l) => stdio.push(l.fd));
-    this.child = spawn(process.execPath, [WORKER_ENTRY], {
-      stdio,
-      // A process group of its own: a terminal's ^C reaches only the master,
-      // and an orphaned group's SIGHUP cannot kill workers mid-drain.
-      detached: true,
-      env: { ...process.env, ...options.env },
-      ...(options.uid === undefined ? {} : { uid: options.uid }),
-      ...(options.gid === undefined ? {} : { gid: options.gid }),
-    });
-    if (this.child.pid === undefined) throw new WorkerStartError('spawn failed: no pid');
-    this.pid = this.child.pid;
-    this.log = options.log.child({ generation: this.generation, worker: this.index, workerPid: this.pid });
-    this.exited = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => {
-        const reason = this.failure
-          ? `${this.failure.phase} failed: ${this.failure.error.message}`
-          : signal
-            ? `killed by ${signal}`
-            : `exited with code ${code}`;
-        this.exit = { code, signal, reason };
-        if (this.state !== 'failed' && this.state !== 'exited') {
-          this.transition(['starting', 'ready', 'serving', 'draining'], this.failure ? 'failed' : 'exited');
-        }
-        for (const ack of this.acks.values()) ack();
-        this.acks.clear();
-        resolve(this.exit);
-        this.emit('exit', this.exit);
+    let child: ChildProcess | undefined;
+    try {
+      child = spawn(process.execPath, [WORKER_ENTRY], {
+        stdio,
+        // A process group of its own: a terminal's ^C reaches only the master,
+        // and an orphaned group's SIGHUP cannot kill workers mid-drain.
+        detached: true,
+        env: { ...process.env, ...options.env },
+        ...(options.uid === undefined ? {} : { uid: options.uid }),
+        ...(options.gid === undefined ? {} : { gid: options.gid }),
       });
+    } catch (err) {
+      // Thrown for errors Node does not turn into an 'error' event (E2BIG, EINVAL...).
+      process.nextTick(() => this.spawnFailed(err));
+    }
+    this.child = child;
+    this.pid = child?.pid;
+    this.log = options.log.child({ generation: this.generation, worker: this.index, ...(this.pid ? { workerPid: this.pid } : {}) });
+    if (!child) return;
+    child.on('error', (err) => {
+      if (this.pid === undefined) this.spawnFailed(err);
+      else this.log.error({ err }, 'worker process error');
     });
-    this.child.on('error', (err) => this.log.error({ err }, 'worker process error'));
-    this.child.on('message', (raw: unknown) => this.onMessage(raw));
-    const listeners = options.listeners.map((l, i) => ({
-      fd: FIRST_LISTENER_FD + i,
-      address: l.address,
-      backlog: l.backlog,
-      ...(l.tls ? { tls: l.tls } : {}),
-    }));
+    if (this.pid === undefined) return; // 'error' follows on the next tick
+    child.once('exit', (code, signal) => this.onExit(code, signal));
+    child.on('message', (raw: unknown) => this.onMessage(raw));
     this.send({
       type: 'start',
       generation: this.generation,
       index: this.index,
       app: options.app,
-      listeners,
+      listeners: options.listeners.map((l, i) => ({ ...l, fd: FIRST_LISTENER_FD + i })),
       drainTimeoutMs: options.drainTimeoutMs,
       heartbeatMs: HEARTBEAT_MS,
     });
@@ -139,6 +145,11 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
     return this.exit === undefined;
   }
 
+  /** For logs: `pid 123`, or `no process` when it could not be created. */
+  get who(): string {
+    return this.pid === undefined ? 'no process' : `pid ${this.pid}`;
+  }
+
   transition(from: readonly WorkerState[], to: WorkerState): boolean {
     if (!from.includes(this.state) || !LEGAL[this.state].includes(to)) {
       this.log.debug({ from: this.state, to }, 'refused worker state transition');
@@ -146,7 +157,7 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
     }
     this.log.debug({ from: this.state, to }, 'worker state');
     this.state = to;
-    if (to === 'serving') this.servedAt = Date.now();
+    if (to === 'serving') this.servedAt = monotonic();
     this.emit('state', to);
     return true;
   }
@@ -154,6 +165,7 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
   /** Resolves when the worker reports ready; rejects on failure, exit or deadline. */
   ready(timeoutMs: number): Promise<void> {
     if (this.state === 'ready' || this.state === 'serving') return Promise.resolve();
+    if (!this.alive || this.state !== 'starting') return Promise.reject(this.notReady(this.exit?.detail ?? this.state));
     return new Promise((resolve, reject) => {
       const done = (err?: Error): void => {
         clearTimeout(timer);
@@ -163,22 +175,22 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
       };
       const onState = (state: WorkerState): void => {
         if (state === 'ready') done();
-        else if (state === 'failed' || state === 'exited') {
-          done(new WorkerStartError(`worker ${this.index} (pid ${this.pid}) ${this.exit?.reason ?? state} before ready`, this.failure?.error));
-        }
+        else if (state === 'failed' || state === 'exited' || state === 'draining') done(this.notReady(this.exit?.detail ?? state));
       };
-      const timer = setTimeout(
-        () => done(new WorkerStartError(`worker ${this.index} (pid ${this.pid}) not ready within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
+      const timer = setTimeout(() => done(new WorkerStartError(`worker ${this.index} (${this.who}) not ready within ${timeoutMs} ms`)), timeoutMs);
       this.on('state', onState);
     });
   }
 
+  private notReady(what: string): WorkerStartError {
+    return new WorkerStartError(`worker ${this.index} (${this.who}) ${what} before ready`, this.failure?.error);
+  }
+
   /**
    * Asks the worker to stop accepting and drain; servers of the `keep`
-   * addresses accept on until close() names them. Resolves true once it has
-   * acknowledged, false when it did not within `ackTimeoutMs` or is gone.
+   * addresses accept on until close() names them. A worker still starting
+   * never listens after this. Resolves true once it has acknowledged,
+   * false when it did not within `ackTimeoutMs` or is gone.
    */
   drain(drainTimeoutMs: number, ackTimeoutMs: number, keep: readonly string[] = []): Promise<boolean> {
     if (!this.alive) return Promise.resolve(false);
@@ -192,7 +204,7 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
     return this.request((seq) => ({ type: 'close', seq, addresses }), ackTimeoutMs);
   }
 
-  /** Sends a message that the worker acknowledges, with a deadline. */
+  /** Sends a message that the worker acknowledges, with a deadline; true only for an `ok` answer. */
   private request(message: (seq: number) => MasterMessage, ackTimeoutMs: number): Promise<boolean> {
     const seq = ++this.seq;
     return new Promise((resolve) => {
@@ -200,16 +212,19 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
         this.acks.delete(seq);
         resolve(false);
       }, ackTimeoutMs);
-      this.acks.set(seq, () => {
+      this.acks.set(seq, (ack) => {
         clearTimeout(timer);
-        resolve(this.alive);
+        if (ack?.result === 'refused') this.log.warn({ seq, reason: ack.reason }, `worker refused: ${ack.reason ?? 'no reason'}`);
+        resolve(this.alive && ack?.result === 'ok');
       });
       this.send(message(seq));
     });
   }
 
-  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
-    if (!this.alive) return;
+  /** Signals the process; `reason` is what its exit will be classified as (for SIGKILL and SIGTERM sent on purpose). */
+  kill(signal: NodeJS.Signals = 'SIGKILL', reason: KillReason = 'killed'): void {
+    if (!this.alive || !this.child) return;
+    this.killedFor ??= reason;
     try {
       this.child.kill(signal);
     } catch (err) {
@@ -218,21 +233,58 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
   }
 
   private send(message: MasterMessage): void {
-    if (!this.child.connected) return;
-    this.child.send(message, (err) => {
+    if (!this.child?.connected) return;
+    this.child.send(envelope(message), (err) => {
       if (err) this.log.debug({ err, type: message.type }, 'message to worker not delivered');
     });
   }
 
+  private spawnFailed(err: unknown): void {
+    if (this.exit) return;
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    const detail = `could not be spawned: ${code ?? (err instanceof Error ? err.message : String(err))}`;
+    this.log.error({ err }, `worker ${this.index} ${detail}`);
+    this.finish({ code: null, signal: null, reason: 'spawn_failed', detail });
+  }
+
+  private onExit(code: number | null, signal: NodeJS.Signals | null): void {
+    const detail = this.failure
+      ? `${this.failure.phase} failed: ${this.failure.error.message}`
+      : signal
+        ? `killed by ${signal}`
+        : `exited with code ${code}`;
+    this.finish({ code, signal, reason: this.classify(code, signal), detail });
+  }
+
+  private classify(code: number | null, signal: NodeJS.Signals | null): WorkerExitReason {
+    if (this.failure) return 'failed_start';
+    if (this.killedFor && signal) return this.killedFor;
+    if (code === 0) return this.state === 'draining' ? 'drained' : 'exited';
+    return 'crashed';
+  }
+
+  private finish(exit: WorkerExit): void {
+    this.exit = exit;
+    if (this.state !== 'failed' && this.state !== 'exited') {
+      this.transition(['starting', 'ready', 'serving', 'draining'], this.failure || exit.reason === 'spawn_failed' ? 'failed' : 'exited');
+    }
+    for (const ack of this.acks.values()) ack(undefined);
+    this.acks.clear();
+    this.resolveExited(exit);
+    this.emit('exit', exit);
+  }
+
   private onMessage(raw: unknown): void {
-    this.lastHeard = Date.now();
+    const inner = openEnvelope(raw);
+    if (inner === undefined) return; // the app's own IPC traffic, not ours
     let msg;
     try {
-      msg = parseWorkerMessage(raw);
+      msg = parseWorkerMessage(inner);
     } catch (err) {
       this.log.warn({ err }, 'invalid message from worker');
       return;
     }
+    this.lastHeard = monotonic();
     switch (msg.type) {
       case 'ready':
         this.transition(['starting'], 'ready');
@@ -242,7 +294,7 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
         this.log.error({ phase: msg.phase, error: msg.error }, `worker failed during ${msg.phase}: ${msg.error.message}`);
         break;
       case 'ack':
-        this.acks.get(msg.seq)?.();
+        this.acks.get(msg.seq)?.(msg);
         this.acks.delete(msg.seq);
         break;
       case 'drained':
@@ -257,24 +309,35 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
 
 /**
  * Waits for every worker to exit, SIGKILLing those still alive after
- * `deadlineMs` (each reported through `onKill` first). Resolves with how
- * many had to be killed.
+ * `deadlineMs` (each reported through `onKill` first); a process that does
+ * not go within KILL_WAIT_MS of its SIGKILL (D state) is given up on, and
+ * reported through `onStuck`. Resolves with how many had to be killed.
  */
 export async function exitedOrKilled(
   workers: readonly WorkerHandle[],
   deadlineMs: number,
   onKill: (worker: WorkerHandle) => void,
+  onStuck: (worker: WorkerHandle) => void = () => {},
 ): Promise<number> {
   let killed = 0;
-  const timer = setTimeout(() => {
-    for (const w of workers) {
-      if (!w.alive) continue;
-      killed++;
-      onKill(w);
-      w.kill('SIGKILL');
-    }
-  }, deadlineMs);
-  await Promise.all(workers.map((w) => w.exited));
-  clearTimeout(timer);
+  let giveUp: NodeJS.Timeout | undefined;
+  const stuck = new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      for (const w of workers) {
+        if (!w.alive) continue;
+        killed++;
+        onKill(w);
+        w.kill('SIGKILL');
+      }
+      giveUp = setTimeout(resolve, KILL_WAIT_MS);
+    }, deadlineMs);
+    void Promise.all(workers.map((w) => w.exited)).then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  await stuck;
+  clearTimeout(giveUp);
+  for (const w of workers) if (w.alive) onStuck(w);
   return killed;
 }

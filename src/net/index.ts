@@ -2,14 +2,17 @@
 
 export { listenerSpec, sameSpec, specKey } from './spec.js';
 export type { ListenerSpec } from './spec.js';
-export { Listener, openListener, openListeners, queuedOn } from './listener.js';
+export { Listener, openListener, openListeners, queuedOn, quietly } from './listener.js';
+export type { GroupMembership } from './listener.js';
 export { findForeignListeners } from './foreign.js';
 export type { ForeignListener } from './foreign.js';
-export { readTcpTable, TCP_LISTEN } from './tcp-table.js';
+export { countSynRecv, readTcpTable, TCP_LISTEN, TCP_SYN_RECV } from './tcp-table.js';
 export type { TcpTableEntry } from './tcp-table.js';
 export { addressText, isSyscallError, socketAddress, SyscallError } from '../sys/index.js';
 export type { AcceptQueue } from '../sys/index.js';
 export { chooseStrategy, SYSCTL_HINT } from './strategy.js';
 export type { EffectiveStrategy, StrategyChoice } from './strategy.js';
+export { ReuseportGroup } from './reuseport-group.js';
+export type { GroupChange } from './reuseport-group.js';
 export { ControlLock, peerOf } from './local.js';
 export type { PeerCredentials } from './local.js';

@@ -12,6 +12,14 @@ import {
 import type { AcceptQueue } from '../sys/index.js';
 import type { ListenerSpec } from './spec.js';
 
+/** What a Listener tells the reuseport group it belongs to (net/reuseport-group.ts). */
+export interface GroupMembership {
+  /** The socket entered LISTEN: it joined the kernel's group, after those before it. */
+  joined(listener: Listener): void;
+  /** The socket left LISTEN (shut down or closed): the kernel compacts the group. */
+  left(listener: Listener): void;
+}
+
 export class Listener {
   readonly spec: ListenerSpec;
   /** The port actually bound (resolved when the spec asks for port 0). */
@@ -20,13 +28,32 @@ export class Listener {
   readonly address: SocketAddress;
   #fd: number | undefined;
   #retiring = false;
+  #joined = false;
+  readonly #group: GroupMembership | undefined;
 
   /** Takes ownership of `fd`, a socket already bound for `spec`. */
-  constructor(fd: number, spec: ListenerSpec, port: number) {
+  constructor(fd: number, spec: ListenerSpec, port: number, group?: GroupMembership) {
     this.#fd = fd;
     this.spec = spec;
     this.port = port;
     this.address = socketAddress(spec.address.host, port, spec.address.family);
+    this.#group = group;
+  }
+
+  /** Whether it is being (or has been) released: a retired listener is never handed to a worker again. */
+  get retiring(): boolean {
+    return this.#retiring || this.closed;
+  }
+
+  /**
+   * Records that a worker put the socket in LISTEN (checked: throws when it
+   * is not), so that its group knows the kernel's order. Idempotent.
+   */
+  markListening(): void {
+    if (!this.isListening()) throw new Error(`listener ${this.address.text} (fd ${this.fd}) is not in LISTEN`);
+    if (this.#joined) return;
+    this.#joined = true;
+    this.#group?.joined(this);
   }
 
   /** The descriptor; throws once the listener is closed. */
@@ -71,23 +98,46 @@ export class Listener {
   }
 
   /**
-   * shutdown() now, then close(): the one way to release a listener for good.
-   * Idempotent. With `closeAfterMs` the close waits: a shut-down listener
-   * stays in its reuseport group (in TCP_CLOSE) until its last descriptor
-   * closes, and only while it is there can its half-open requests migrate
-   * when their final ACK arrives; closed earlier, that ACK meets no request
-   * and the client gets a reset (seen: 1 in 27,000 requests across 50
-   * reloads under load).
+   * The one way to release a listener for good; idempotent. A socket in
+   * LISTEN is shut down now and closed after `closeAfterMs`: a shut-down
+   * listener stays in its reuseport group (in TCP_CLOSE) until its last
+   * descriptor closes, and only while it is there can its half-open requests
+   * migrate when their final ACK arrives (closed at once, about one client
+   * in 27,000 was reset across 50 reloads under load).
+   *
+   * A socket that never listened is closed at once and never shut down:
+   * shutdown() before listen() poisons it (FACTS.md: a later listen()
+   * succeeds, SYNs queue to it, and every connection it takes is reset).
+   * Returns what it did.
    */
-  retire(closeAfterMs = 0): void {
-    if (this.closed || this.#retiring) return;
+  retire(closeAfterMs = 0): 'shutdown' | 'closed' | 'already' {
+    if (this.closed || this.#retiring) return 'already';
     this.#retiring = true;
+    let listening: boolean;
+    try {
+      listening = this.isListening();
+    } catch {
+      listening = false;
+    }
+    if (!listening) {
+      this.#leave();
+      this.close();
+      return 'closed';
+    }
     try {
       this.shutdown();
     } finally {
+      this.#leave();
       if (closeAfterMs > 0) setTimeout(() => this.close(), closeAfterMs).unref();
       else this.close();
     }
+    return 'shutdown';
+  }
+
+  #leave(): void {
+    if (!this.#joined) return;
+    this.#joined = false;
+    this.#group?.left(this);
   }
 
   toString(): string {
@@ -104,13 +154,13 @@ export class Listener {
  * one port: `port` if given, else the spec's; when that is 0 the first bind
  * picks it. On failure closes what it opened and rethrows.
  */
-export function openListeners(spec: ListenerSpec, count: number, port?: number): Listener[] {
+export function openListeners(spec: ListenerSpec, count: number, port?: number, group?: GroupMembership): Listener[] {
   if (!Number.isInteger(count) || count < 0) throw new RangeError(`listener count must be an integer ≥ 0 (got ${count})`);
   const opened: Listener[] = [];
   let next = port ?? spec.address.port;
   try {
     for (let i = 0; i < count; i++) {
-      const listener = openListener(spec, next);
+      const listener = openListener(spec, next, group);
       opened.push(listener);
       next = listener.port;
     }
@@ -122,7 +172,7 @@ export function openListeners(spec: ListenerSpec, count: number, port?: number):
 }
 
 /** Opens one bound, non-listening SO_REUSEPORT socket for `spec` on `port` (0: the kernel picks). */
-export function openListener(spec: ListenerSpec, port: number = spec.address.port): Listener {
+export function openListener(spec: ListenerSpec, port: number = spec.address.port, group?: GroupMembership): Listener {
   const { host, family } = spec.address;
   const address = socketAddress(host, port, family);
   const fd = socket(family, address.text);
@@ -132,7 +182,7 @@ export function openListener(spec: ListenerSpec, port: number = spec.address.por
     if (family === 6) setsockoptInt(fd, C.IPPROTO_IPV6, C.IPV6_V6ONLY, spec.v6only ? 1 : 0, address.text);
     bind(fd, address, address.text);
     const bound = port === 0 ? getsockname(fd, address.text).port : port;
-    return new Listener(fd, spec, bound);
+    return new Listener(fd, spec, bound, group);
   } catch (err) {
     quietly(() => close(fd));
     throw err;
@@ -140,7 +190,7 @@ export function openListener(spec: ListenerSpec, port: number = spec.address.por
 }
 
 // On a failure path the first error is the one worth reporting.
-function quietly(release: () => void): void {
+export function quietly(release: () => void): void {
   try {
     release();
   } catch {

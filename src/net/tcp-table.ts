@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { formatIPv4, formatIPv6 } from '../sys/index.js';
 
 export const TCP_LISTEN = 0x0a;
+/** Half-open requests (the kernel's NEW_SYN_RECV request socks) show as SYN_RECV. */
+export const TCP_SYN_RECV = 0x03;
 
 export interface TcpTableEntry {
   readonly family: 4 | 6;
@@ -73,4 +75,13 @@ function hexWordsToBytes(hex: string): Uint8Array {
   const bytes = Buffer.alloc(hex.length / 2);
   for (let i = 0; i + 8 <= hex.length; i += 8) bytes.writeUInt32LE(parseInt(hex.slice(i, i + 8), 16) >>> 0, i / 2);
   return bytes;
+}
+
+/**
+ * Half-open requests (SYN_RECV rows) whose local port is `port`, in the
+ * network namespace of `pid`. The rows carry no listener, so old and new
+ * listeners of one port look alike: an upper bound for one of them.
+ */
+export function countSynRecv(port: number, pid: number | 'self' = 'self'): number {
+  return readTcpTable(pid).filter((e) => e.state === TCP_SYN_RECV && e.localPort === port).length;
 }

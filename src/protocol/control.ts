@@ -22,9 +22,23 @@ export const MAX_CONTROL_LINE = 64 * 1024;
 // in the log, over the socket and in `--json` output.
 
 export type Trigger = 'signal' | 'control' | 'watch';
-/** The strategies this build can carry out; `bpf` and `drain` arrive later. */
-export type EffectiveStrategy = 'migrate' | 'inherit' | 'none';
-export type ReloadResult = 'ok' | 'invalid' | 'rolled_back';
+/** A strategy as carried out (`auto` resolved). */
+export type EffectiveStrategy = 'bpf' | 'migrate' | 'drain' | 'inherit' | 'none';
+/**
+ * `ok`: the new generation serves; `invalid`: the configuration or TLS files
+ * were refused, nothing changed; `rolled_back`: the new generation failed
+ * before the commit and the old one serves on; `refused`: the master could
+ * not take a reload at all (see `refusal`).
+ */
+export type ReloadResult = 'ok' | 'invalid' | 'rolled_back' | 'refused';
+export type RefusalReason = 'stopping' | 'not_serving';
+
+/**
+ * Why connections counted in `dropped` were lost: reset because the kernel
+ * had no migration for them, migration that found no listener, an address
+ * the new configuration removed, or a listener whose protocol changed.
+ */
+export type DropReason = 'closed_without_migration' | 'migration_failed' | 'removed_address' | 'protocol_changed';
 
 /**
  * Per address: `handoff` (same spec: the strategy moves the queue), `open`
@@ -53,15 +67,28 @@ export interface ReloadReport {
   readonly trigger: Trigger;
   readonly result: ReloadResult;
   readonly reason?: string;
+  /** For `refused`: why, as a bounded value. */
+  readonly refusal?: RefusalReason;
   readonly generation: number | null;
   readonly previous: number | null;
   readonly strategy: EffectiveStrategy | null;
   readonly startedAt: string;
-  /** From the request to the old listeners shut down (steps 1-5). */
+  /** From the request to the old listeners shut down (steps 1-5), without the settle. */
   readonly durationMs: number;
+  /** How long both generations served while the new one settled (reload.settle). */
+  readonly settleMs: number;
+  /** Connections in the old listeners' accept queues just before the cutover. */
   readonly queuedAtCutover: number;
   readonly migrated: number;
   readonly dropped: number;
+  /** `dropped`, by reason (only reasons that occurred). */
+  readonly drops: Readonly<Partial<Record<DropReason, number>>>;
+  /**
+   * Half-open requests (SYN_RECV) on the port when old listeners closed
+   * without migration: an upper bound, since /proc does not say which
+   * listener a request belongs to. Included in `dropped`.
+   */
+  readonly halfOpenAtCutover?: { readonly count: number; readonly upperBound: true };
   /** TcpExt counter deltas across the cutover (TCPMigrateReqSuccess, ...). */
   readonly counters?: Readonly<Record<string, number>>;
   readonly listeners: readonly ListenerPlan[];

@@ -52,12 +52,37 @@ export interface ErrorInfo {
 
 export type FailurePhase = 'load' | 'init' | 'listen' | 'serve';
 
+/**
+ * The answer to a request: `ok` once done; `refused` with a reason when the
+ * worker cannot do it (e.g. told to close an address it never served).
+ */
+export type AckResult = 'ok' | 'refused';
+
+export interface AckMessage {
+  readonly type: 'ack';
+  readonly seq: number;
+  readonly result: AckResult;
+  readonly reason?: string;
+}
+
 export type WorkerMessage =
   | { readonly type: 'ready' }
   | { readonly type: 'failed'; readonly phase: FailurePhase; readonly error: ErrorInfo }
-  | { readonly type: 'ack'; readonly seq: number }
+  | AckMessage
   | { readonly type: 'heartbeat' }
   | { readonly type: 'drained'; readonly connections: number; readonly killed: number; readonly durationMs: number };
+
+/**
+ * Why a worker ended, as the master classifies it: bounded, so usable as a
+ * metric label. `drained`: exited after the drain it was asked for;
+ * `exited`: exit code 0 unasked; `crashed`: a non-zero code or a signal the
+ * master did not send; `failed_start`: reported a failure at load, init or
+ * listen; `spawn_failed`: the process could not be created (EMFILE,
+ * EAGAIN); `killed`: the master killed it (deadline, rollback, stop);
+ * `heartbeat`: the master killed it for a missed heartbeat.
+ */
+export const WORKER_EXIT_REASONS = ['drained', 'exited', 'crashed', 'failed_start', 'spawn_failed', 'killed', 'heartbeat'] as const;
+export type WorkerExitReason = (typeof WORKER_EXIT_REASONS)[number];
 
 export class ProtocolError extends Error {
   override name = 'ProtocolError';
@@ -137,8 +162,12 @@ export function parseWorkerMessage(raw: unknown): WorkerMessage {
     case 'ready':
     case 'heartbeat':
       return { type: o['type'] };
-    case 'ack':
-      return { type: 'ack', seq: int(o, 'seq') };
+    case 'ack': {
+      const result = o['result'] ?? 'ok';
+      if (result !== 'ok' && result !== 'refused') throw new ProtocolError('result: expected ok or refused');
+      const reason = o['reason'];
+      return { type: 'ack', seq: int(o, 'seq'), result, ...(typeof reason === 'string' ? { reason } : {}) };
+    }
     case 'failed': {
       const phase = o['phase'] as FailurePhase;
       if (!PHASES.includes(phase)) throw new ProtocolError(`phase: expected one of ${PHASES.join(', ')}`);
@@ -161,6 +190,31 @@ export function errorInfo(err: unknown): ErrorInfo {
       : { name: err.name, message: err.message, stack: err.stack };
   }
   return { name: 'Error', message: String(err) };
+}
+
+/**
+ * handover's messages travel in an envelope of their own on the IPC channel
+ * the app may use too (`process.send`, PM2-style `process.send('ready')`):
+ * anything without this key is the app's business and is ignored, so an app
+ * can never be taken for its worker runtime.
+ */
+export const ENVELOPE_KEY = '__handover';
+const ENVELOPE_VERSION = 1;
+
+export interface Envelope<M> {
+  readonly [ENVELOPE_KEY]: typeof ENVELOPE_VERSION;
+  readonly message: M;
+}
+
+export function envelope<M extends MasterMessage | WorkerMessage>(message: M): Envelope<M> {
+  return { [ENVELOPE_KEY]: ENVELOPE_VERSION, message };
+}
+
+/** The message inside one of our envelopes, or undefined for anything else (not ours: ignore it). */
+export function openEnvelope(raw: unknown): unknown {
+  if (raw === null || typeof raw !== 'object') return undefined;
+  const o = raw as Record<string, unknown>;
+  return o[ENVELOPE_KEY] === ENVELOPE_VERSION ? o['message'] : undefined;
 }
 
 /** Descriptor slots: 0-2 stdio, 3 the IPC channel, listeners from 4 on. */

@@ -5,7 +5,9 @@
 import { createServer, type Server } from 'node:http';
 import type { Logger } from '../log/logger.js';
 import {
+  envelope,
   errorInfo,
+  openEnvelope,
   parseMasterMessage,
   type CloseMessage,
   type DrainMessage,
@@ -36,7 +38,7 @@ let draining = false;
 function send(message: WorkerMessage): Promise<void> {
   return new Promise((resolve) => {
     if (!process.connected || !process.send) return resolve();
-    process.send(message, undefined, {}, () => resolve());
+    process.send(envelope(message), undefined, {}, () => resolve());
   });
 }
 
@@ -71,8 +73,13 @@ async function start(msg: StartMessage): Promise<void> {
   } catch (err) {
     return fail('init', err);
   }
+  // Told to drain while loading: the master may already have released our
+  // sockets, and listening on one it shut down would take connections only
+  // to reset them (FACTS.md). Never listen after a drain.
+  if (draining) return;
   try {
     for (const l of msg.listeners) {
+      if (draining) return;
       const server = l.tls
         ? (await import('node:https')).createServer({ cert: l.tls.cert, key: l.tls.key }, app.handler)
         : createServer(app.handler);
@@ -102,18 +109,20 @@ async function startDrain(timeoutMs: number, onStopped: () => void = () => {}, k
 }
 
 function onDrain(msg: DrainMessage): void {
-  void startDrain(msg.drainTimeoutMs, () => void send({ type: 'ack', seq: msg.seq }), msg.keep);
+  void startDrain(msg.drainTimeoutMs, () => void send({ type: 'ack', seq: msg.seq, result: 'ok' }), msg.keep);
 }
 
 function onClose(msg: CloseMessage): void {
   for (const t of trackers) if (msg.addresses.includes(t.address)) t.stopAccepting();
-  void send({ type: 'ack', seq: msg.seq });
+  void send({ type: 'ack', seq: msg.seq, result: 'ok' });
 }
 
 process.on('message', (raw: unknown) => {
+  const inner = openEnvelope(raw);
+  if (inner === undefined) return; // the app's own IPC traffic
   let msg;
   try {
-    msg = parseMasterMessage(raw);
+    msg = parseMasterMessage(inner);
   } catch (err) {
     void log().then((l) => l.error({ err }, 'invalid message from master'));
     return;

@@ -85,7 +85,7 @@ describe('loading', () => {
       strategy: 'auto',
       setTcpMigrateReq: false,
       readyTimeoutMs: 10_000,
-      settleMs: 0,
+      settleMs: 1000,
       drainTimeoutMs: 30_000,
       watch: true,
     });

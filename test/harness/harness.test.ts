@@ -363,26 +363,6 @@ describe('netns + load (root)', () => {
     }
   });
 
-  it('netem delays loopback traffic (skips if the kernel lacks sch_netem)', T, async (t) => {
-    if (!needsRoot(t)) return;
-    const ns = await fresh(t, 'netem');
-    try {
-      await ns.netem(50);
-    } catch (e) {
-      const msg = (e as Error).message;
-      if (/sch_netem|not found/.test(msg)) {
-        t.skip(msg);
-        return;
-      }
-      throw e;
-    }
-    const srv = await startFixtureServer(ns);
-    const s = await runLoad(ns, { url: srv.url('/'), mode: 'keepalive', requests: 10, concurrency: 1 });
-    assert.equal(s.ok, 10);
-    assert.ok(s.latencyMs.p50 >= 90, `p50 ${s.latencyMs.p50} ms with 50 ms each way`);
-    await ns.netemClear();
-  });
-
   it('destroy kills children and grandchildren, deletes the ns, and is idempotent', T, async (t) => {
     if (!needsRoot(t)) return;
     const ns = await Netns.create('gone');

@@ -38,7 +38,7 @@ function usage(msg) {
     `load.mjs: ${msg}\n` +
       'usage: load.mjs --url http://127.0.0.1:PORT/path [--mode newconn|keepalive|hold]\n' +
       '       [--concurrency N] [--requests N] [--duration MS] [--timeout MS]\n' +
-      '       [--connections K (hold)] [--stop-file PATH]\n',
+      '       [--connections K (hold)] [--stop-file PATH] [--log-errors]\n',
   );
   process.exit(2);
 }
@@ -70,6 +70,7 @@ try {
       timeout: { type: 'string' },
       connections: { type: 'string' },
       'stop-file': { type: 'string' },
+      'log-errors': { type: 'boolean', default: false },
     },
     strict: true,
     allowPositionals: false,
@@ -95,6 +96,9 @@ const durationMs = intFlag(values, 'duration', undefined);
 const timeoutMs = Math.min(intFlag(values, 'timeout', 5000), HARD_CAP_MS);
 const connections = intFlag(values, 'connections', undefined);
 const stopFile = values['stop-file'];
+// --log-errors: one {"event":"failure","code","at"} line per failed request
+// (at: wall-clock ms), so a test can tell when each failure happened.
+const logErrors = values['log-errors'];
 if (mode === 'hold') {
   if (connections === undefined) usage('--mode hold needs --connections K');
 } else if (maxRequests === undefined && durationMs === undefined) {
@@ -140,6 +144,7 @@ function recordError(code) {
   completed++;
   bump(errors, code || 'UNKNOWN');
   if (errorsAt.length < ERRORS_AT_KEPT) errorsAt.push(Date.now());
+  if (logErrors) process.stdout.write(`${JSON.stringify({ event: 'failure', code: code || 'UNKNOWN', at: Date.now() })}\n`);
 }
 
 function stop(reason) {

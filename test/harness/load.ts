@@ -35,6 +35,8 @@ export interface LoadOptions {
   timeout?: number;
   /** hold mode: number of raw connections */
   connections?: number;
+  /** emit a 'failure' event ({ code, at }) per failed request */
+  logErrors?: boolean;
   /** extra flags appended verbatim (for tests of the CLI itself) */
   extraArgs?: string[];
 }
@@ -64,6 +66,14 @@ export interface LoadSummary {
   /** hold: connections attempted / with the request written */
   connections?: number;
   sent?: number;
+}
+
+/** With `logErrors`: one per failed request. */
+export interface FailureEvent {
+  event: 'failure';
+  code: string;
+  /** wall-clock ms when it failed */
+  at: number;
 }
 
 export interface SentEvent {
@@ -102,6 +112,7 @@ function loadArgs(opts: LoadOptions, stopFile: string | null): string[] {
   if (opts.timeout !== undefined) a.push('--timeout', String(opts.timeout));
   if (opts.connections !== undefined) a.push('--connections', String(opts.connections));
   if (stopFile) a.push('--stop-file', stopFile);
+  if (opts.logErrors) a.push('--log-errors');
   if (opts.extraArgs) a.push(...opts.extraArgs);
   return a;
 }

@@ -244,3 +244,40 @@ export async function until<T>(probe: () => T | undefined | Promise<T | undefine
     await sleep(everyMs);
   }
 }
+
+export type { ReloadReport, MasterStatus } from '../../src/protocol/control.js';
+
+export interface WithMasterOptions {
+  /** net.ipv4.tcp_migrate_req inside the namespace; the kernel's default (0) when absent. */
+  readonly migrateReq?: 0 | 1;
+  readonly env?: Record<string, string>;
+  /** How long dispose() waits after SIGTERM before SIGKILL. */
+  readonly disposeMs?: number;
+}
+
+/**
+ * The one way tests run a master that needs the real kernel: skips without
+ * root (fails with CI set), creates a namespace of its own, starts the
+ * master there, waits until it serves, runs `body`, and always cleans up.
+ */
+export async function withMaster(
+  t: Pick<import('node:test').TestContext, 'skip'>,
+  prefix: string,
+  yaml: string,
+  body: (ns: import('./netns.js').Netns, master: MasterProcess, pids: number[]) => Promise<void>,
+  options: WithMasterOptions = {},
+): Promise<void> {
+  const { needsRoot, Netns } = await import('./netns.js');
+  if (!needsRoot(t)) return;
+  const ns = await Netns.create(prefix);
+  let master: MasterProcess | undefined;
+  try {
+    if (options.migrateReq !== undefined) await ns.sysctl('net.ipv4.tcp_migrate_req', options.migrateReq);
+    master = MasterProcess.start({ yaml, ns, env: options.env ?? {} });
+    const pids = await master.serving();
+    await body(ns, master, pids);
+  } finally {
+    await master?.dispose(options.disposeMs ?? 15_000);
+    await ns.destroy();
+  }
+}

@@ -385,25 +385,6 @@ export class Netns {
     return parseSsListeners(out).filter((l) => l.local.endsWith(`:${port}`));
   }
 
-  /**
-   * Add a netem delay on lo (`tc qdisc replace dev lo root netem delay Xms`).
-   * Every packet on lo is delayed, so a round trip costs about 2 × delayMs.
-   * Throws a clear error if `tc` is missing or the kernel lacks sch_netem.
-   */
-  async netem(delayMs: number): Promise<void> {
-    if (!which('tc')) throw new Error('netem: `tc` (iproute2) not found in PATH');
-    const r = await this.run('tc', ['qdisc', 'replace', 'dev', 'lo', 'root', 'netem', 'delay', `${delayMs}ms`]);
-    if (r.code !== 0) {
-      const hint = /unknown/i.test(r.stderr) ? ' (the kernel has no sch_netem module)' : '';
-      throw new Error(`netem: tc qdisc failed${hint}: ${r.stderr.trim()}`);
-    }
-  }
-
-  /** Remove the netem qdisc from lo (no error if there is none). */
-  async netemClear(): Promise<void> {
-    await this.run('tc', ['qdisc', 'del', 'dev', 'lo', 'root']);
-  }
-
   /** PIDs of every process currently in the namespace. */
   pids(): number[] {
     return nsPidsSync(this.name);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { startLoad, runLoad, errorCount } from '../harness/load.js';
-import { alivePids, HELLO, MasterProcess, sleep, until } from '../harness/master.js';
+import { alivePids, HELLO, MasterProcess, sleep, until, withMaster } from '../harness/master.js';
 import { needsRoot, Netns } from '../harness/netns.js';
 
 const PORT = 8080;
@@ -19,26 +19,6 @@ reload: { drain_timeout: 5s }
 ${extra}`;
 }
 
-async function withMaster(
-  t: import('node:test').TestContext,
-  prefix: string,
-  config: string,
-  body: (ns: Netns, master: MasterProcess, pids: number[]) => Promise<void>,
-  sysctl?: Record<string, number>,
-): Promise<void> {
-  if (!needsRoot(t)) return;
-  const ns = await Netns.create(prefix);
-  let master: MasterProcess | undefined;
-  try {
-    for (const [k, v] of Object.entries(sysctl ?? {})) await ns.sysctl(k, v);
-    master = MasterProcess.start({ yaml: config, ns });
-    const pids = await master.serving();
-    await body(ns, master, pids);
-  } finally {
-    await master?.dispose();
-    await ns.destroy();
-  }
-}
 
 describe('core supervisor', () => {
   it('serves requests from every worker, one LISTEN socket per worker', async (t) => {
@@ -90,7 +70,7 @@ describe('core supervisor', () => {
           await hold.stop();
         }
       },
-      { 'net.ipv4.tcp_migrate_req': 1 },
+      { migrateReq: 1 },
     );
   });
 

@@ -7,34 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { runLoad, startLoad } from '../harness/load.js';
-import { APPS, HELLO, MasterProcess, ROOT, sleep, until, type LogLine } from '../harness/master.js';
+import { APPS, HELLO, MasterProcess, ROOT, sleep, until, withMaster as sharedWithMaster, type LogLine, type ReloadReport } from '../harness/master.js';
 
 const WORKER = join(ROOT, 'dist/worker/main.js');
 import { needsRoot, Netns } from '../harness/netns.js';
 
-interface Report {
-  result: string;
-  strategy: string | null;
-  generation: number | null;
-  reason?: string;
-  listeners: { address: string; action: string; inherit: boolean }[];
-  warnings: string[];
-  drain?: { drained: number; killed: number; durationMs: number };
-}
+type Report = ReloadReport;
 
-async function withMaster(t: TestContext, prefix: string, config: string, sysctl: 0 | 1, body: (ns: Netns, master: MasterProcess) => Promise<void>): Promise<void> {
-  if (!needsRoot(t)) return;
-  const ns = await Netns.create(prefix);
-  let master: MasterProcess | undefined;
-  try {
-    await ns.sysctl('net.ipv4.tcp_migrate_req', sysctl);
-    master = MasterProcess.start({ yaml: config, ns });
-    await master.serving();
-    await body(ns, master);
-  } finally {
-    await master?.dispose(15_000);
-    await ns.destroy();
-  }
+/** This file's tests name the namespace's tcp_migrate_req first. */
+function withMaster(t: TestContext, prefix: string, config: string, sysctl: 0 | 1, body: (ns: Netns, master: MasterProcess) => Promise<void>): Promise<void> {
+  return sharedWithMaster(t, prefix, config, (ns, master) => body(ns, master), { migrateReq: sysctl });
 }
 
 function rewrite(master: MasterProcess, text: string): void {

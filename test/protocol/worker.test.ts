@@ -1,7 +1,7 @@
 // The master <-> worker messages are validated at the edge, by hand.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseMasterMessage, parseWorkerMessage, ProtocolError } from '../../src/protocol/worker.js';
+import { envelope, ENVELOPE_KEY, openEnvelope, parseMasterMessage, parseWorkerMessage, ProtocolError } from '../../src/protocol/worker.js';
 
 const start = {
   type: 'start', generation: 2, index: 0, app: '/srv/app.js', drainTimeoutMs: 1000, heartbeatMs: 1000,
@@ -18,7 +18,8 @@ describe('protocol', () => {
     for (const m of [
       { type: 'ready' },
       { type: 'heartbeat' },
-      { type: 'ack', seq: 1 },
+      { type: 'ack', seq: 1, result: 'ok' },
+      { type: 'ack', seq: 2, result: 'refused', reason: 'no such address' },
       { type: 'failed', phase: 'init', error: { name: 'Error', message: 'boom', stack: 'Error: boom' } },
       { type: 'drained', connections: 3, killed: 0, durationMs: 1.5 },
     ]) assert.deepEqual(parseWorkerMessage(m), m);
@@ -38,5 +39,14 @@ describe('protocol', () => {
     for (const [raw, message] of bad) assert.throws(() => parseMasterMessage(raw), (e: unknown) => e instanceof ProtocolError && message.test(e.message));
     assert.throws(() => parseWorkerMessage({ type: 'failed', phase: 'lunch', error: { name: 'E', message: 'm' } }), /phase/);
     assert.throws(() => parseWorkerMessage({ type: 'drained', connections: -1, killed: 0, durationMs: 0 }), /connections/);
+  });
+
+  it('carries its messages in an envelope of its own and ignores everything else on the channel', () => {
+    const ready = { type: 'ready' } as const;
+    assert.deepEqual(openEnvelope(envelope(ready)), ready);
+    assert.deepEqual(openEnvelope(JSON.parse(JSON.stringify(envelope(ready)))), ready, 'survives the IPC serialization');
+    for (const foreign of ['ready', { type: 'ready' }, { message: { type: 'ready' } }, { [ENVELOPE_KEY]: 2, message: ready }, null, 42]) {
+      assert.equal(openEnvelope(foreign), undefined, `not ours: ${JSON.stringify(foreign)}`);
+    }
   });
 });

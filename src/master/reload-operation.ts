@@ -1,0 +1,269 @@
+// One reload, as one operation (DESIGN.md "Reload, step by step"), in the
+// manner of tableflip's doUpgrade: it builds the new generation completely,
+// with deadlines, before the old one is touched; any failure up to the
+// commit leaves the old generation serving (rollback); from the commit on
+// nothing throws: the cutover returns figures. It owns the generation it
+// builds and is told of the events that concern it (a worker of that
+// generation exits, a stop is requested), so the supervisor needs no
+// "is this the generation being built?" checks of its own.
+import { loadConfig, type Config } from '../config/index.js';
+import type { Logger } from '../log/logger.js';
+import { findForeignListeners } from '../net/index.js';
+import { chooseStrategy } from '../net/index.js';
+import type { EffectiveStrategy, ReloadReport, Trigger } from '../protocol/control.js';
+import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
+import { monotonic, sleep } from './clock.js';
+import { specsOf, type Generation } from './generation.js';
+import { KILL_GRACE_MS } from './handoff/cutover.js';
+import type { CutoverFigures, HandoffContext, HandoffStrategy } from './handoff/strategy.js';
+import { resolveIdentity, type Identity } from './identity.js';
+import type { KernelState } from './kernel-state.js';
+import { planListeners, type ListenerPlan } from './reload-plan.js';
+import { exitedOrKilled, type WorkerExit } from './worker-handle.js';
+
+/** What a reload needs from the master that owns the generations. */
+export interface ReloadHost {
+  readonly log: Logger;
+  readonly config: Config;
+  readonly active: Generation | undefined;
+  readonly stopping: boolean;
+  probeKernel(config: Config): KernelState;
+  /** The implementation of a strategy (it may need the master's reuseport groups). */
+  strategyFor(name: EffectiveStrategy): HandoffStrategy;
+  /** A generation with its sockets bound (inherited ones shared), not listening. Throws when a socket cannot be opened. */
+  createGeneration(config: Config, identity: Identity, tls: ReadonlyMap<string, TlsMaterial>, strategy: HandoffStrategy, plans: readonly ListenerPlan[]): Generation;
+  /** Spawns every slot; resolves once all are ready and verified in LISTEN. */
+  boot(generation: Generation): Promise<void>;
+  /** `generation` is being built (it receives its workers' exits through this operation) or no longer is. */
+  setBuilding(generation: Generation | undefined): void;
+  /** Makes `next` the active generation under `config`, and `old` a draining one. */
+  commit(next: Generation, old: Generation, config: Config, identity: Identity, kernel: KernelState, strategy: HandoffStrategy): void;
+  /** `generation` (old, or rolled back) drains in the background until its last worker is gone. */
+  draining(generation: Generation, done: Promise<unknown>): void;
+}
+
+export class RollbackError extends Error {
+  override name = 'RollbackError';
+}
+
+const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+export class ReloadOperation {
+  private next: Generation | undefined;
+  private committed = false;
+  private phase: 'boot' | 'settle' = 'boot';
+  private abort: ((err: Error) => void) | undefined;
+  private readonly aborted: Promise<never>;
+  /** Resolves once the old generation (or the rolled-back one) has drained. */
+  drained: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly host: ReloadHost,
+    readonly id: number,
+    readonly trigger: Trigger,
+    private readonly requestedAt: { readonly wall: Date; readonly mono: number },
+  ) {
+    this.aborted = new Promise<never>((_, reject) => (this.abort = reject));
+    this.aborted.catch(() => {});
+  }
+
+  /** Whether `generation` is the one this operation is building. */
+  builds(generation: Generation): boolean {
+    return generation === this.next && !this.committed;
+  }
+
+  /** A worker of the generation being built died before the commit: roll back. */
+  onWorkerExit(generation: Generation, index: number, exit: WorkerExit, pid: number | undefined): void {
+    if (!this.builds(generation)) return;
+    const when = this.phase === 'settle' ? 'during reload.settle' : 'before it was ready';
+    this.abort?.(new RollbackError(`worker ${index} (${pid === undefined ? 'no process' : `pid ${pid}`}) ${exit.detail} ${when}`));
+  }
+
+  /** A stop was requested: a reload that has not committed gives way. */
+  onStop(): void {
+    if (!this.committed) this.abort?.(new RollbackError('stop requested during the reload'));
+  }
+
+  /** Steps 1-7; never throws. */
+  async run(): Promise<ReloadReport> {
+    const { host } = this;
+    const old = host.active;
+    const base = { id: this.id, trigger: this.trigger, previous: old?.id ?? null, startedAt: this.requestedAt.wall.toISOString() };
+    const empty = { generation: null, strategy: null, durationMs: 0, settleMs: 0, queuedAtCutover: 0, migrated: 0, dropped: 0, drops: {}, listeners: [], warnings: [] };
+    if (!old) return { ...base, ...empty, result: 'refused', refusal: 'not_serving', reason: 'the master is not serving yet' };
+
+    // 1. Read and validate; never bind or join the port here.
+    let config: Config;
+    let identity: Identity;
+    let tls: ReadonlyMap<string, TlsMaterial>;
+    try {
+      config = loadConfig(host.config.file);
+      identity = resolveIdentity(config.user, config.group);
+      tls = loadTlsMaterial(config);
+    } catch (err) {
+      return { ...base, ...empty, result: 'invalid', reason: messageOf(err), durationMs: this.elapsed() };
+    }
+    const kernel = host.probeKernel(config);
+    const choice = chooseStrategy(config.reload.strategy, kernel.tcpMigrateReq);
+    const strategy = host.strategyFor(choice.strategy);
+    const plans = planListeners(old.specs, specsOf(config), choice.strategy);
+    const warnings = this.warnings(host.config, config, choice.warning, plans);
+    for (const w of warnings) host.log.warn({ reload: this.id }, w);
+    const planned = { strategy: choice.strategy, listeners: plans, warnings };
+
+    // 2-4. The new generation, complete, or a rollback.
+    let settleMs = 0;
+    try {
+      settleMs = await this.build(config, identity, tls, strategy, plans, kernel, old);
+    } catch (err) {
+      const next = this.next;
+      if (next) await this.rollback(strategy, { log: host.log, old, next, plans, kernel });
+      host.setBuilding(undefined);
+      return { ...base, ...empty, ...planned, result: 'rolled_back', reason: messageOf(err), generation: next?.id ?? null, durationMs: this.elapsed() };
+    }
+    const next = this.next as Generation;
+
+    // 5. Commit: from here on nothing throws.
+    this.committed = true;
+    host.setBuilding(undefined);
+    host.commit(next, old, config, identity, kernel, strategy);
+    const drainStarted = monotonic(); // the old workers are told to stop accepting now
+    const drained = deferred();
+    host.draining(old, drained.promise); // from now on a stop covers the old generation too
+    this.drained = drained.promise;
+    const figures = await this.cutover(strategy, { log: host.log, old, next, plans, kernel });
+    for (const slot of old.slots) slot.listeners = [];
+    next.inherited.clear();
+    const report: ReloadReport = {
+      ...base, ...planned, result: 'ok', generation: next.id,
+      durationMs: Math.max(0, this.elapsed() - settleMs), settleMs,
+      queuedAtCutover: figures.queued, migrated: figures.migrated, dropped: figures.dropped, drops: figures.drops,
+      ...(figures.halfOpen > 0 ? { halfOpenAtCutover: { count: figures.halfOpen, upperBound: true } } : {}),
+      ...(figures.counters ? { counters: figures.counters } : {}),
+      warnings: [...warnings, ...figures.warnings],
+    };
+    // 6. The old generation drains in the background; 7. the caller gets the report now.
+    void this.drain(old, report, drainStarted).finally(drained.resolve);
+    return report;
+  }
+
+  /** Steps 2-4. Returns how long the settle took; throws (RollbackError or a socket error) to roll back. */
+  private async build(
+    config: Config, identity: Identity, tls: ReadonlyMap<string, TlsMaterial>,
+    strategy: HandoffStrategy, plans: readonly ListenerPlan[], kernel: KernelState, old: Generation,
+  ): Promise<number> {
+    const { host } = this;
+    refuseForeign(plans, config);
+    let next: Generation;
+    try {
+      next = host.createGeneration(config, identity, tls, strategy, plans);
+    } catch (err) {
+      throw new RollbackError(`could not open the new listeners: ${messageOf(err)}`);
+    }
+    this.next = next;
+    host.setBuilding(next);
+    const booting = host.boot(next);
+    booting.catch(() => {}); // an abort may win the race; the boot's own failure is then moot
+    await Promise.race([booting, this.aborted]);
+    const settleStarted = monotonic();
+    this.phase = 'settle';
+    // Both generations serve meanwhile; a new worker's death aborts (onWorkerExit).
+    if (config.reload.settleMs > 0) await Promise.race([sleep(config.reload.settleMs), this.aborted]);
+    const settleMs = monotonic() - settleStarted;
+    if (host.stopping) throw new RollbackError('stop requested during the reload');
+    const dead = next.workers().find((w) => !w.alive);
+    if (dead) throw new RollbackError(`worker ${dead.index} (${dead.who}) ${dead.exit?.detail ?? 'exited'} during reload.settle`);
+    strategy.afterBoot({ log: host.log, old, next, plans, kernel });
+    return settleMs;
+  }
+
+  /** Step 5, shielded: a strategy that throws after the commit still yields a report. */
+  private async cutover(strategy: HandoffStrategy, ctx: HandoffContext): Promise<CutoverFigures> {
+    try {
+      return await strategy.cutover(ctx);
+    } catch (err) {
+      ctx.log.error({ err }, `cutover failed after the commit: ${messageOf(err)}`);
+      return { queued: 0, migrated: 0, dropped: 0, drops: {}, halfOpen: 0, counters: undefined, warnings: [`cutover failed after the commit: ${messageOf(err)}`] };
+    }
+  }
+
+  /**
+   * Rolls the new generation back: resolves once its listeners are released
+   * (what queued on them handed back); what it served drains in the background.
+   */
+  private async rollback(strategy: HandoffStrategy, ctx: HandoffContext): Promise<void> {
+    const { next } = ctx;
+    next.transition(['starting'], 'aborted');
+    const done = deferred();
+    this.host.draining(next, done.promise);
+    this.drained = done.promise;
+    try {
+      await strategy.rollback(ctx);
+    } catch (err) {
+      ctx.log.error({ err }, `rollback of generation ${next.id} failed: ${messageOf(err)}`);
+      next.retireListeners(ctx.log);
+    }
+    void this.waitOut(next, 'rolled-back').finally(done.resolve);
+  }
+
+  /** Waits for the old workers to finish (killing them after their own drain_timeout) and adds the drain's figures. */
+  private async drain(old: Generation, report: ReloadReport, started: number): Promise<void> {
+    const workers = old.workers();
+    const killedByMaster = await this.waitOut(old, 'old');
+    report.drain = {
+      drained: workers.reduce((n, w) => n + (w.drainResult?.connections ?? 0), 0),
+      killed: workers.reduce((n, w) => n + (w.drainResult?.killed ?? 0), 0) + killedByMaster,
+      durationMs: monotonic() - started,
+    };
+    this.host.log.info({ reload: report.id, generation: old.id, drain: report.drain }, `generation ${old.id} drained`);
+  }
+
+  /** One generation, one deadline: its own drain_timeout (plus grace), whatever the new configuration says. */
+  private waitOut(generation: Generation, what: string): Promise<number> {
+    const { log } = this.host;
+    return exitedOrKilled(
+      generation.liveWorkers(),
+      generation.config.reload.drainTimeoutMs + KILL_GRACE_MS,
+      (w) => log.warn({ generation: generation.id, workerPid: w.pid }, `${what} worker ${w.index} (${w.who}) still running after drain_timeout; killing it`),
+      (w) => log.error({ generation: generation.id, workerPid: w.pid }, `${what} worker ${w.index} (${w.who}) did not exit after SIGKILL; giving up on it`),
+    );
+  }
+
+  private elapsed(): number {
+    return monotonic() - this.requestedAt.mono;
+  }
+
+  private warnings(current: Config, config: Config, strategyWarning: string | undefined, plans: readonly ListenerPlan[]): string[] {
+    const warnings: string[] = [];
+    if (config.controlSocket !== current.controlSocket) warnings.push('control.socket changes take effect at the next start');
+    if (strategyWarning) warnings.push(strategyWarning);
+    for (const p of plans) {
+      if (p.action === 'replace') warnings.push(`${p.address}: listener settings changed; its old workers accept what is queued on it, then it closes (not handed over)`);
+      if (p.action === 'close') warnings.push(`${p.address}: removed; its old workers accept what is queued on it, then it closes`);
+    }
+    return warnings;
+  }
+}
+
+/**
+ * A listening socket that is not ours on a port this reload adds: the kernel
+ * lets the same uid join our group silently and take a share of it (start
+ * refuses the same; FACTS.md).
+ */
+function refuseForeign(plans: readonly ListenerPlan[], config: Config): void {
+  for (const plan of plans) {
+    if (plan.action !== 'open') continue;
+    const spec = config.listen.find((l) => l.address.text === plan.address);
+    if (!spec || spec.address.port === 0) continue;
+    const foreign = findForeignListeners(spec.address);
+    if (foreign.length === 0) continue;
+    const who = [...new Set(foreign.map((f) => (f.pid ? `pid ${f.pid} (${f.command ?? '?'})` : `${f.local}, owner unknown`)))];
+    throw new RollbackError(`${plan.address} is already in use by ${who.join(', ')}: stop it first`);
+  }
+}
