@@ -6,7 +6,7 @@
 // builds and is told of the events that concern it (a worker of that
 // generation exits, a stop is requested), so the supervisor needs no
 // "is this the generation being built?" checks of its own.
-import { loadConfig, type Config } from '../config/index.js';
+import { loadConfigAsync, type Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import { findForeignListeners } from '../net/index.js';
 import { chooseStrategy } from '../net/index.js';
@@ -103,7 +103,7 @@ export class ReloadOperation {
     let identity: Identity;
     let tls: ReadonlyMap<string, TlsMaterial>;
     try {
-      config = loadConfig(host.config.file);
+      config = await loadConfigAsync(host.config.file); // large files parse off the event loop
       identity = resolveIdentity(config.user, config.group);
       tls = loadTlsMaterial(config);
     } catch (err) {
@@ -240,7 +240,7 @@ export class ReloadOperation {
   }
 
   private warnings(current: Config, config: Config, strategyWarning: string | undefined, plans: readonly ListenerPlan[]): string[] {
-    const warnings: string[] = [];
+    const warnings: string[] = [...config.warnings];
     if (config.controlSocket !== current.controlSocket) warnings.push('control.socket changes take effect at the next start');
     if (strategyWarning) warnings.push(strategyWarning);
     for (const p of plans) {
