@@ -12,7 +12,7 @@ import { needsRoot, Netns } from '../harness/netns.js';
 
 const PORT = 8080;
 const URL_ = `http://127.0.0.1:${PORT}/`;
-const CONFIG = `app: ${HELLO}\nworkers: 2\nlisten: [{ address: 127.0.0.1:${PORT} }]\nreload: { watch: false, drain_timeout: 3s }\n`;
+const CONFIG = `app: ${HELLO}\nworkers: 2\nlisten: [{ address: 127.0.0.1:${PORT} }]\nreload: { watch: false, settle: 0s, drain_timeout: 3s }\n`;
 
 /** Whether a TCP connect to the port succeeds, from inside the namespace. */
 async function accepts(ns: Netns): Promise<boolean> {

@@ -86,7 +86,7 @@ describe('fault catalogue: security', () => {
     const nobodyCanLoad = spawnSync(process.execPath, ['-e', `require('node:fs').accessSync(${JSON.stringify(HELLO)}); require('node:fs').accessSync(${JSON.stringify(MAIN)})`], { uid: 65534, gid: 65534 }).status === 0;
     const control = join(dir, 'run', 'handover', 'control.sock');
     const config = `app: ${HELLO}\nworkers: 2\nlisten:\n  - address: 127.0.0.1:${PORT}\n    tls: { cert: ${cert}, key: ${key} }\n` +
-      `reload: { watch: false, drain_timeout: 2s }\nenv: { API_TOKEN: ${secret} }\ncontrol: { socket: ${control} }\n` +
+      `reload: { watch: false, settle: 0s, drain_timeout: 2s }\nenv: { API_TOKEN: ${secret} }\ncontrol: { socket: ${control} }\n` +
       `metrics: { listen: 127.0.0.1:${METRICS_PORT} }\n` +
       (nobodyCanLoad ? 'user: nobody\n' : '');
 

@@ -1,10 +1,13 @@
-// Fault catalogue: worker faults the supervisor already handles. One master
-// (two workers, tcp_migrate_req=1, NODE_OPTIONS=--max-old-space-size=32 in
-// the workers' env) goes through them in turn: an event loop blocked for
-// seconds, a heap exhausted, a crash on every request, and a reload to an
-// app that throws at load.
+// Fault catalogue: worker faults. One master (two workers,
+// tcp_migrate_req=1, NODE_OPTIONS=--max-old-space-size=32 in the workers'
+// env, the default reload.settle) goes through them in turn: an event loop
+// blocked for seconds, a heap exhausted, a crash on every request, a reload
+// to an app that throws at load, one to an app that crashes 300 ms after
+// ready (caught by the default settle), and one whose spawns the pids
+// cgroup refuses.
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { errorCount, runLoad, startLoad } from '../harness/load.js';
 import { alivePids, APPS, MasterProcess, sleep, until, type LogLine } from '../harness/master.js';
@@ -19,11 +22,29 @@ const BACKOFF_MAX_MS = 400;
 /** The crash storm lasts until the backoff reaches its cap, at most this long. */
 const STORM_MAX_MS = 20_000;
 
-const config = (app: string): string =>
+/** No `settle` key: the default (1s) is what a bad deploy meets. */
+const config = (app: string, env = ''): string =>
   `app: ${app}\nworkers: 2\nlisten: [{ address: 127.0.0.1:${PORT} }]\n` +
   `reload: { watch: false, drain_timeout: 2s }\n` +
   `restart: { min_uptime: 2s, backoff: 100ms, backoff_max: ${BACKOFF_MAX_MS}ms }\n` +
-  'env: { NODE_OPTIONS: "--max-old-space-size=32" }\n';
+  `env: { NODE_OPTIONS: "--max-old-space-size=32"${env} }\n`;
+
+/** A pids cgroup of our own (v2, or the v1 pids hierarchy), or why there is none. */
+function pidsCgroup(): { dir: string; max: string; procs: string; current: string; home: string } | string {
+  const v2 = '/sys/fs/cgroup';
+  const v1 = existsSync(`${v2}/cgroup.controllers`) ? undefined : `${v2}/pids`;
+  const root = v1 ?? v2;
+  if (v1 ? !existsSync(`${v1}/tasks`) : !readFileSync(`${v2}/cgroup.controllers`, 'utf8').includes('pids')) return 'no pids cgroup controller here';
+  const mine = readFileSync('/proc/self/cgroup', 'utf8');
+  const home = (v1 ? /(?:^|\n)\d+:pids:(\/[^\n]*)/ : /(?:^|\n)0::(\/[^\n]*)/).exec(mine)?.[1] ?? '/';
+  const dir = join(root, `handover-test-${process.pid}`);
+  try {
+    mkdirSync(dir);
+  } catch (err) {
+    return `cannot create a cgroup under ${root}: ${(err as Error).message}`;
+  }
+  return { dir, max: join(dir, 'pids.max'), procs: join(dir, 'cgroup.procs'), current: join(dir, 'pids.current'), home: join(root, home, 'cgroup.procs') };
+}
 
 /** One request from inside the namespace: status code or error code. */
 async function fetchOnce(ns: Netns, path: string, timeoutMs: number): Promise<string> {
@@ -46,7 +67,7 @@ const exits = (master: MasterProcess, from: number): LogLine[] =>
   master.logs.slice(from).filter((l) => l.name === 'master' && typeof l.msg === 'string' && /^worker \d+ \(pid \d+\) (exited|killed|serve failed)/.test(l.msg));
 
 describe('fault catalogue: worker faults', () => {
-  it('a blocked event loop, an exhausted heap, a crash on every request, an app that throws at load', { timeout: 120_000 }, async (t) => {
+  it('a blocked event loop, an exhausted heap, a crash on every request, an app that throws at load or crashes during the default settle, a spawn refused by the pids cgroup', { timeout: 150_000 }, async (t) => {
     if (!needsRoot(t)) return;
     const ns = await Netns.create('f-work');
     let master: MasterProcess | undefined;
@@ -128,6 +149,56 @@ describe('fault catalogue: worker faults', () => {
       assert.equal(alivePids(pids).length, 2);
       const still = await runLoad(ns, { url: URL_, requests: 200, concurrency: 8 });
       assert.equal(still.ok, 200, JSON.stringify(still));
+
+      // 5. A bad deploy with the defaults: new workers exit 300 ms after
+      // ready. The default settle (1s) catches it: rolled back, and no
+      // client is refused meanwhile (before the 1s default: 7,791 refused in 10 s).
+      writeFileSync(master.configFile, `${config(`${APPS}/exit-after-ready.js`, ', EXIT_AFTER_MS: "300"')}control: { socket: ${master.controlSocket} }\n`);
+      const during = startLoad(ns, { url: URL_, concurrency: 8, duration: 30_000, timeout: 5_000 });
+      let settled: { result: string; reason?: string };
+      try {
+        settled = (await master.control({ cmd: 'reload' })).result as { result: string; reason?: string };
+        await sleep(1_000);
+      } finally {
+        const s = await during.stop();
+        t.diagnostic(`default settle: ${JSON.stringify(settled!)}; load ${JSON.stringify({ ok: s.ok, errors: s.errors })}`);
+        assert.equal(s.errors['ECONNREFUSED'] ?? 0, 0, 'no client refused');
+        assert.ok(errorCount(s) <= 8, `at most what the crashing new workers had accepted: ${JSON.stringify(s.errors)}`);
+      }
+      assert.equal(settled.result, 'rolled_back', JSON.stringify(settled));
+      assert.match(settled.reason ?? '', /settle/);
+      assert.deepEqual(await allServing(master, 5_000), pids, 'the same workers serve');
+
+      // 6. The pids cgroup refuses the new workers: rolled back naming
+      // EAGAIN, the master (moved alone into the cgroup) survives.
+      const cgroup = pidsCgroup();
+      if (typeof cgroup === 'string') {
+        t.diagnostic(`pids cgroup phase skipped: ${cgroup}`);
+      } else {
+        try {
+          writeFileSync(master.configFile, `${config(`${APPS}/faulty.js`)}control: { socket: ${master.controlSocket} }\n`);
+          writeFileSync(cgroup.procs, String(master.pid));
+          writeFileSync(cgroup.max, readFileSync(cgroup.current, 'utf8').trim()); // not one more task: no process, no thread
+          const refused = (await master.control({ cmd: 'reload' })).result as { result: string; reason?: string };
+          writeFileSync(cgroup.max, 'max');
+          t.diagnostic(`pids.max reached: ${refused.result}: ${refused.reason}`);
+          assert.equal(refused.result, 'rolled_back');
+          assert.match(refused.reason ?? '', /EAGAIN/);
+          assert.deepEqual(await allServing(master, 5_000), pids);
+          const room = (await master.control({ cmd: 'reload' })).result as { result: string };
+          assert.equal(room.result, 'ok', 'with room again, the reload succeeds');
+        } finally {
+          writeFileSync(cgroup.max, 'max');
+          for (const pid of readFileSync(cgroup.procs, 'utf8').split('\n').filter(Boolean)) {
+            try {
+              writeFileSync(cgroup.home, pid);
+            } catch {
+              /* exited */
+            }
+          }
+          rmdirSync(cgroup.dir);
+        }
+      }
       assert.equal(master.child.exitCode, null, 'the master never died');
     } finally {
       await master?.dispose();
