@@ -3,6 +3,7 @@ import type { Config } from '../config/index.js';
 import { readTcpMigrateReq } from '../metrics/kernel.js';
 import { chooseStrategy, SYSCTL_HINT } from '../net/index.js';
 import type { MasterStatus, ReloadReport } from '../protocol/control.js';
+import { checkTls, describeTls } from '../tls/check.js';
 import { request } from './client.js';
 import { release } from 'node:os';
 
@@ -70,7 +71,9 @@ export async function reload(config: Pick<Config, 'controlSocket'> & { reload: t
     out(JSON.stringify(report, null, 2));
     return code;
   }
-  if (report.result === 'ok') {
+  if (report.tls?.rotate === 'in-place') {
+    out(`certificates replaced in place: generation ${report.generation} in ${report.durationMs.toFixed(0)} ms`);
+  } else if (report.result === 'ok') {
     out(`reloaded: generation ${report.previous} -> ${report.generation} (${report.strategy}) in ${report.durationMs.toFixed(0)} ms`);
     out(`  queued at cutover ${report.queuedAtCutover}, migrated ${report.migrated}, dropped ${report.dropped}`);
     out(`  listeners: ${report.listeners.map((l) => `${l.address} ${l.inherit ? 'inherited' : l.action}`).join(', ')}`);
@@ -80,6 +83,7 @@ export async function reload(config: Pick<Config, 'controlSocket'> & { reload: t
     out(`reload ${what}; generation ${report.previous ?? '-'} keeps serving`);
     out(`  ${(report.reason ?? '').split('\n').join('\n  ')}`);
   }
+  for (const c of report.result === 'ok' ? (report.tls?.certificates ?? []) : []) out(`  tls ${c.address} ${c.name}: ${c.subject}, serial ${c.serial}, expires ${c.notAfter}`);
   for (const w of report.warnings) out(`  warning: ${w}`);
   return code;
 }
@@ -100,12 +104,14 @@ export async function stop(config: Config, fast: boolean, out: Output): Promise<
 }
 
 export function check(config: Config, kernel: boolean, out: Output): number {
+  const tls = checkTls(config); // the validation start and reload run; throws ConfigError
   const listen = config.listen.map((l) => l.address.text + (l.tls ? ' (tls)' : '')).join(', ');
   out(`configuration ok: ${config.file}`);
   out(`  app:     ${config.app}`);
   out(`  workers: ${config.workers}`);
   out(`  listen:  ${listen}`);
   out(`  control: ${config.controlSocket}`);
+  for (const line of describeTls(tls, config.tls.warnBeforeMs)) out(line);
   for (const w of config.warnings) out(`warning: ${w}`);
   if (kernel) {
     const migrate = readTcpMigrateReq();

@@ -109,6 +109,18 @@ export function referencedFileProblem(abs: string, what: string): string | undef
   return undefined;
 }
 
+/** Why `abs` is not a directory the workers can run in, or undefined. */
+export function directoryProblem(abs: string): string | undefined {
+  let st: Stats;
+  try {
+    st = statSync(abs);
+  } catch (err) {
+    if (codeOf(err) === 'ENOENT') return `directory not found: ${abs}`;
+    return `directory cannot be reached: ${describeCode(err)}: ${abs}`;
+  }
+  return st.isDirectory() ? undefined : `not a directory: ${abs}`;
+}
+
 /**
  * Why the master could not create its control socket at `path`, or
  * undefined. Nothing is created here: the path may name a stale socket (it

@@ -4,12 +4,17 @@
 export type {
   Config,
   ListenConfig,
+  LogFormatSetting,
   LogLevel,
   ReloadConfig,
   RestartConfig,
+  SniFiles,
   SocketAddress,
   Strategy,
+  TlsConfig,
   TlsFiles,
+  TlsPairFiles,
+  TlsRotate,
 } from './types.js';
 export { ConfigError, formatProblem, loadConfig, parseConfig, type ConfigProblem } from './load.js';
 export { CONFIG_PARSE_TIMEOUT_MS, INLINE_PARSE_MAX_BYTES, loadConfigAsync, type AsyncLoadOptions } from './load-async.js';

@@ -7,12 +7,13 @@ import { dirname, resolve } from 'node:path';
 import { LineCounter, isMap, isNode, isScalar, parseDocument, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 import { controlDir, controlDirProblem, defaultControlSocket, socketPathProblem } from './control-path.js';
+import { appModuleProblem, loaderProblem, loaders } from './app-module.js';
 import { autoWorkers } from './cpu-quota.js';
-import { controlSocketProblem, FileProblem, readConfigText, referencedFileProblem } from './files.js';
+import { controlSocketProblem, directoryProblem, FileProblem, readConfigText, referencedFileProblem } from './files.js';
 import { MAX_CONFIG_BYTES, MAX_PROBLEMS, WORKERS_PER_CPU_WARNING } from './limits.js';
 import { configSchema, knownKeys, type ConfigDocument } from './schema.js';
 import { checkStructure } from './structure.js';
-import type { Config } from './types.js';
+import type { Config, TlsFiles, TlsPairFiles } from './types.js';
 
 export interface ConfigProblem {
   readonly file: string;
@@ -142,7 +143,8 @@ function toConfig(d: ConfigDocument, file: string, dir: string, controlSocket: s
       address: l.address,
       backlog: l.backlog,
       v6only: l.v6only,
-      ...(l.tls ? { tls: { cert: resolve(dir, l.tls.cert), key: resolve(dir, l.tls.key) } } : {}),
+      ...(l.tls ? { tls: toTlsFiles(l.tls, dir) } : {}),
+      http2: l.http2,
     })),
     reload: {
       strategy: d.reload.strategy,
@@ -157,14 +159,31 @@ function toConfig(d: ConfigDocument, file: string, dir: string, controlSocket: s
       backoffMs: d.restart.backoff,
       backoffMaxMs: d.restart.backoff_max,
     },
+    tls: { rotate: d.tls.rotate, warnBeforeMs: d.tls.warn_before, pairWaitMs: d.tls.pair_wait },
     stopDelayMs: d.stop_delay,
     ...(d.metrics ? { metrics: { listen: d.metrics.listen } } : {}),
     controlSocket,
     ...(d.user !== undefined ? { user: d.user } : {}),
     ...(d.group !== undefined ? { group: d.group } : {}),
-    log: { level: d.log.level },
+    log: { level: d.log.level, format: d.log.format },
     env: { ...d.env },
+    nodeArgs: [...d.node_args],
+    ...(d.cwd !== undefined ? { cwd: resolve(dir, d.cwd) } : {}),
     warnings,
+  };
+}
+
+type TlsDocument = NonNullable<ConfigDocument['listen'][number]['tls']>;
+
+function toTlsPair(p: { cert: string; key: string; passphrase?: string | undefined }, dir: string): TlsPairFiles {
+  return { cert: resolve(dir, p.cert), key: resolve(dir, p.key), ...(p.passphrase !== undefined ? { passphrase: p.passphrase } : {}) };
+}
+
+function toTlsFiles(t: TlsDocument, dir: string): TlsFiles {
+  return {
+    ...toTlsPair(t, dir),
+    ...(t.ca !== undefined ? { ca: resolve(dir, t.ca) } : {}),
+    sni: Object.entries(t.sni).map(([name, pair]) => ({ name: name.toLowerCase(), ...toTlsPair(pair, dir) })),
   };
 }
 
@@ -285,12 +304,45 @@ function checkReferencedFiles(source: Located, raw: unknown, dir: string): void 
     if (problem) source.add(path, problem);
   };
   check(['app'], 'app file');
+  checkWorkerProcess(source, raw, dir);
   const listen = valueAt(raw, ['listen']);
   if (!Array.isArray(listen) || source.full) return;
   listen.forEach((_, i) => {
     check(['listen', i, 'tls', 'cert'], 'certificate file');
     check(['listen', i, 'tls', 'key'], 'key file');
+    check(['listen', i, 'tls', 'ca'], 'CA file');
+    const sni = valueAt(raw, ['listen', i, 'tls', 'sni']);
+    for (const name of sni !== null && typeof sni === 'object' ? Object.keys(sni) : []) {
+      check(['listen', i, 'tls', 'sni', name, 'cert'], 'certificate file');
+      check(['listen', i, 'tls', 'sni', name, 'key'], 'key file');
+    }
   });
+}
+
+/** cwd must be a directory; the app's extension must be one the workers' node can load with node_args. */
+function checkWorkerProcess(source: Located, raw: unknown, dir: string): void {
+  const cwdValue = valueAt(raw, ['cwd']);
+  let cwd: string | undefined = process.cwd();
+  if (typeof cwdValue === 'string' && cwdValue !== '') {
+    cwd = resolve(dir, cwdValue);
+    const problem = directoryProblem(cwd);
+    if (problem) {
+      source.add(['cwd'], problem);
+      cwd = undefined;
+    }
+  }
+  const args = valueAt(raw, ['node_args']);
+  const nodeArgs = Array.isArray(args) && args.every((a) => typeof a === 'string') ? (args as string[]) : [];
+  const app = valueAt(raw, ['app']);
+  if (typeof app === 'string' && app !== '') {
+    const problem = appModuleProblem(resolve(dir, app), nodeArgs);
+    if (problem) source.add(['app'], problem);
+  }
+  if (cwd === undefined) return;
+  for (const { index, specifier } of loaders(nodeArgs)) {
+    const problem = loaderProblem(specifier, cwd);
+    if (problem) source.add(['node_args', index], problem);
+  }
 }
 
 /**

@@ -8,7 +8,7 @@ import type { SocketAddress } from './types.js';
 export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string };
 
 export const ADDRESS_HINT = 'expected host:port, e.g. 127.0.0.1:8080 or [::]:443';
-export const DURATION_HINT = 'expected a duration such as "500ms", "10s", "2m", "1h" or a number of seconds';
+export const DURATION_HINT = 'expected a duration such as "500ms", "10s", "2m", "1h", "14d" or a number of seconds';
 
 /**
  * Node's timers fire at once (with a warning) when given more than a signed
@@ -70,14 +70,16 @@ function canonicalIPv6(host: string): string {
   }
 }
 
-const DURATION_PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
-const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /**
- * `"500ms"`, `"10s"`, `"2m"`, `"1h"`, compounds such as `"1m30s"`, or a plain
- * number (or numeric string) of seconds. Returns milliseconds.
+ * `"500ms"`, `"10s"`, `"2m"`, `"1h"`, `"14d"`, compounds such as `"1m30s"`, or
+ * a plain number (or numeric string) of seconds. Returns milliseconds, at most
+ * `maxMs` (by default what a timer can wait; a duration that is never a timer,
+ * such as how long before expiry to warn, may allow more).
  */
-export function parseDuration(input: string | number): Parsed<number> {
+export function parseDuration(input: string | number, maxMs = MAX_DURATION_MS): Parsed<number> {
   let ms: number;
   if (typeof input === 'number') {
     ms = input * 1000;
@@ -95,14 +97,14 @@ export function parseDuration(input: string | number): Parsed<number> {
   }
   if (!Number.isFinite(ms) || ms < 0) return fail(DURATION_HINT);
   const rounded = Math.round(ms);
-  if (rounded > MAX_DURATION_MS) {
-    return fail(`duration ${String(input)} is too long (at most ${MAX_DURATION_MS} ms, about 24.8 days)`);
+  if (rounded > maxMs) {
+    return fail(`duration ${String(input)} is too long (at most ${maxMs} ms, about ${(maxMs / 86_400_000).toFixed(1)} days)`);
   }
   return { ok: true, value: rounded };
 }
 
 /** The pattern editors see in the JSON Schema; parseDuration is the authority. */
-export const DURATION_PATTERN = /^(?:\d+(?:\.\d+)?|(?:\d+(?:\.\d+)?(?:ms|s|m|h))+)$/;
+export const DURATION_PATTERN = /^(?:\d+(?:\.\d+)?|(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+)$/;
 
 function fail(message: string): { ok: false; message: string } {
   return { ok: false, message };

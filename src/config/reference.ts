@@ -31,9 +31,14 @@ function rows(node: JsonSchemaNode, prefix: string, required: readonly string[],
     const path = prefix ? `${prefix}.${key}` : key;
     const isList = child['type'] === 'array' && child.items?.properties;
     const isSection = child['type'] === 'object' && child.properties;
+    const entry = child['additionalProperties'] as JsonSchemaNode | undefined;
     const description = typeof child['description'] === 'string' ? child['description'] : '';
     const req = required.includes(key) ? ' (required)' : '';
-    if (isSection || isList) {
+    if (child['type'] === 'object' && !child.properties && entry?.properties) {
+      // A map whose values are sections (listen[].tls.sni): one row per key of an entry.
+      out.push(`| \`${path}\`${req} | map | | ${description} |`);
+      rows(entry, `${path}.<name>`, (entry['required'] as string[] | undefined) ?? [], out);
+    } else if (isSection || isList) {
       out.push(`| \`${path}\`${req} | ${isList ? 'list' : 'section'} | | ${description} |`);
       const inner = isList ? (child.items as JsonSchemaNode) : child;
       rows(inner, isList ? `${path}[]` : path, (inner['required'] as string[] | undefined) ?? [], out);

@@ -1,20 +1,27 @@
 import { pino, type Logger, type LevelWithSilent } from 'pino';
-import { createRequire } from 'node:module';
+import { chooseLogFormat, type LogFormat } from './format.js';
+import { useLogOutput } from './output.js';
 
 export type { Logger };
+export { chooseLogFormat, isJournalStream, LOG_FORMATS, type LogFormat } from './format.js';
+export { logOutput, type LogOutput, type LogRecord, type StreamFd } from './output.js';
+export { pinoLevel, splitPriority } from './journal.js';
+
+export interface LoggerOptions {
+  readonly level?: LevelWithSilent;
+  readonly name?: string;
+  readonly bindings?: Record<string, unknown>;
+  /** `auto` (the default) picks journal, pretty or json from where stdout goes: see chooseLogFormat. */
+  readonly format?: LogFormat | 'auto';
+}
 
 /**
- * JSON lines on stdout, one event per line; human-readable when stdout is a
- * terminal (or HANDOVER_LOG_PRETTY=1). Never log key material.
+ * One event per line on stdout, in the format chosen by chooseLogFormat:
+ * JSON lines, human-readable, or journal lines. Never log key material.
  */
-export function createLogger(options: { level?: LevelWithSilent; name?: string; bindings?: Record<string, unknown> } = {}): Logger {
+export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? (process.env['HANDOVER_LOG_LEVEL'] as LevelWithSilent | undefined) ?? 'info';
-  const wantPretty = process.env['HANDOVER_LOG_PRETTY'] === '1' || (process.env['HANDOVER_LOG_PRETTY'] !== '0' && process.stdout.isTTY === true);
+  const output = useLogOutput(chooseLogFormat(options.format ?? 'auto'));
   const base = { pid: process.pid, ...(options.name ? { name: options.name } : {}), ...options.bindings };
-  if (wantPretty) {
-    // Loaded only when wanted: workers spawn often and should not pay for it.
-    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
-    return pino({ level, base }, pretty({ colorize: true, sync: true, ignore: 'hostname', translateTime: 'SYS:HH:MM:ss.l' }));
-  }
-  return pino({ level, base, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: 1, sync: true }));
+  return pino({ level, base, timestamp: pino.stdTimeFunctions.isoTime }, output.destination);
 }

@@ -6,6 +6,7 @@ import type { Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import { listenerSpec, type Listener, type ListenerSpec } from '../net/index.js';
 import type { TlsMaterial } from '../tls/material.js';
+import { newTicketKey } from '../tls/ticket-key.js';
 import { monotonic } from './clock.js';
 import type { Identity } from './identity.js';
 import type { WorkerHandle } from './worker-handle.js';
@@ -86,13 +87,19 @@ export class Generation {
   readonly inherited = new Set<Listener>();
 
   readonly specs: readonly ListenerSpec[];
+  /**
+   * The session ticket key all workers of this generation share, so a client
+   * resumes on any of them; in memory only. Replaced, with `tls`, by an
+   * in-place certificate rotation (tls.rotate: in-place).
+   */
+  ticketKey: Buffer = newTicketKey();
 
   /** `config` (and its TLS material) is what this generation's workers run with, replacements included. */
   constructor(
     readonly id: number,
     readonly config: Config,
     readonly identity: Identity,
-    readonly tls: ReadonlyMap<string, TlsMaterial>,
+    public tls: ReadonlyMap<string, TlsMaterial>,
   ) {
     this.specs = specsOf(config);
     this.slots = Array.from({ length: config.workers }, (_, i) => new Slot(i));

@@ -12,7 +12,8 @@ export class IdentityError extends Error {
   override name = 'IdentityError';
 }
 
-function lookup(file: string, name: string): string[] | undefined {
+/** The entry whose field `column` (0: name, 2: id) is `key`. */
+function lookup(file: string, key: string, column = 0): string[] | undefined {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -21,7 +22,7 @@ function lookup(file: string, name: string): string[] | undefined {
   }
   for (const line of text.split('\n')) {
     const fields = line.split(':');
-    if (fields[0] === name) return fields;
+    if (fields[column] === key) return fields;
   }
   return undefined;
 }
@@ -30,8 +31,13 @@ export function resolveIdentity(user?: string, group?: string): Identity {
   let uid: number | undefined;
   let gid: number | undefined;
   if (user !== undefined) {
-    if (/^\d+$/.test(user)) uid = Number(user);
-    else {
+    if (/^\d+$/.test(user)) {
+      uid = Number(user);
+      // Without a group, a worker would keep the master's (root's) gid.
+      const entry = lookup('/etc/passwd', String(uid), 2);
+      if (entry) gid = Number(entry[3]);
+      else if (group === undefined) throw new IdentityError(`user ${user} has no entry in /etc/passwd; set group too`);
+    } else {
       const entry = lookup('/etc/passwd', user);
       if (!entry) throw new IdentityError(`user "${user}" not found in /etc/passwd`);
       uid = Number(entry[2]);

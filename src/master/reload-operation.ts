@@ -11,14 +11,18 @@ import type { Logger } from '../log/logger.js';
 import { findForeignListeners } from '../net/index.js';
 import { chooseStrategy } from '../net/index.js';
 import type { EffectiveStrategy, ReloadReport, Trigger } from '../protocol/control.js';
+import { tlsWarnings } from '../tls/expiry.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
+import { rotatesInPlace } from '../tls/payload.js';
 import { monotonic, sleep } from './clock.js';
 import { specsOf, type Generation } from './generation.js';
 import { KILL_GRACE_MS } from './handoff/cutover.js';
 import type { CutoverFigures, HandoffContext, HandoffStrategy } from './handoff/strategy.js';
 import { resolveIdentity, type Identity } from './identity.js';
 import type { KernelState } from './kernel-state.js';
+import type { LifecycleHooks } from './lifecycle.js';
 import { planListeners, type ListenerPlan } from './reload-plan.js';
+import { reloadTls, rotateInPlace } from './tls-rotation.js';
 import { exitedOrKilled, type WorkerExit } from './worker-handle.js';
 
 /** What a reload needs from the master that owns the generations. */
@@ -27,6 +31,8 @@ export interface ReloadHost {
   readonly config: Config;
   readonly active: Generation | undefined;
   readonly stopping: boolean;
+  /** Told when each reload starts, has read its configuration, and ends (sd_notify RELOADING/READY, the watchdog's deadline). */
+  readonly hooks: LifecycleHooks;
   probeKernel(config: Config): KernelState;
   /** The implementation of a strategy (it may need the master's reuseport groups). */
   strategyFor(name: EffectiveStrategy): HandoffStrategy;
@@ -109,11 +115,17 @@ export class ReloadOperation {
     } catch (err) {
       return { ...base, ...empty, result: 'invalid', reason: messageOf(err), durationMs: this.elapsed() };
     }
+    await host.hooks.reloadConfigured(config);
+    const tlsWarned = tlsWarnings(tls, config.tls.warnBeforeMs);
+    if (rotatesInPlace(host.config, config, old.tls, tls)) {
+      for (const w of tlsWarned) host.log.warn({ reload: this.id }, w);
+      return rotateInPlace(host.log, old, tls, base, this.requestedAt.mono, tlsWarned);
+    }
     const kernel = host.probeKernel(config);
     const choice = chooseStrategy(config.reload.strategy, kernel.tcpMigrateReq);
     const strategy = host.strategyFor(choice.strategy);
     const plans = planListeners(old.specs, specsOf(config), choice.strategy);
-    const warnings = this.warnings(host.config, config, choice.warning, plans);
+    const warnings = [...this.warnings(host.config, config, choice.warning, plans), ...tlsWarned];
     for (const w of warnings) host.log.warn({ reload: this.id }, w);
     const planned = { strategy: choice.strategy, listeners: plans, warnings };
 
@@ -147,6 +159,7 @@ export class ReloadOperation {
       ...(figures.halfOpen > 0 ? { halfOpenAtCutover: { count: figures.halfOpen, upperBound: true } } : {}),
       ...(figures.counters ? { counters: figures.counters } : {}),
       warnings: [...warnings, ...figures.warnings],
+      ...reloadTls('new-generation', tls),
     };
     // 6. The old generation drains in the background; 7. the caller gets the report now.
     void this.drain(old, report, drainStarted).finally(drained.resolve);
@@ -174,7 +187,11 @@ export class ReloadOperation {
     const settleStarted = monotonic();
     this.phase = 'settle';
     // Both generations serve meanwhile; a new worker's death aborts (onWorkerExit).
-    if (config.reload.settleMs > 0) await Promise.race([sleep(config.reload.settleMs), this.aborted]);
+    // A certificate rotation (trigger tls: the config file and so the app are
+    // unchanged, the new material already validated) has nothing to prove and
+    // must put the new certificate alone in service at once.
+    const settle = this.trigger === 'tls' ? 0 : config.reload.settleMs;
+    if (settle > 0) await Promise.race([sleep(settle), this.aborted]);
     const settleMs = monotonic() - settleStarted;
     if (host.stopping) throw new RollbackError('stop requested during the reload');
     const dead = next.workers().find((w) => !w.alive);

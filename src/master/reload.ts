@@ -73,6 +73,7 @@ export class Reloader {
       this.pending = undefined;
       let report: ReloadReport;
       let operation: ReloadOperation | undefined;
+      this.host.hooks.reloadStarted(this.seq + 1, batch.trigger);
       if (this.host.stopping) report = this.refused(batch.trigger, 'stopping');
       else {
         operation = new ReloadOperation(this.host, ++this.seq, batch.trigger, batch.requestedAt);
@@ -81,6 +82,7 @@ export class Reloader {
         this.operation = undefined;
       }
       this.record(report);
+      this.host.hooks.reloadEnded(report); // systemd hears READY=1 before `handover reload` returns
       for (const waiter of batch.waiters) {
         if (waiter.waitDrain && operation && report.result === 'ok') void operation.drained.then(() => waiter.onReport(report));
         else waiter.onReport(report);
@@ -102,7 +104,9 @@ export class Reloader {
     if (this.kept.length > REPORTS_KEPT) this.kept.shift();
     const level = report.result === 'ok' ? 'info' : report.result === 'refused' ? 'warn' : 'error';
     const what =
-      report.result === 'ok'
+      report.tls?.rotate === 'in-place'
+        ? `certificates replaced in place in generation ${report.generation} in ${report.durationMs.toFixed(0)} ms`
+        : report.result === 'ok'
         ? `generation ${report.previous} -> ${report.generation} (${report.strategy}) in ${report.durationMs.toFixed(0)} ms` +
           `${report.settleMs > 0 ? ` + ${report.settleMs.toFixed(0)} ms settle` : ''}: ` +
           `${report.queuedAtCutover} queued at cutover, ${report.migrated} migrated, ${report.dropped} dropped`

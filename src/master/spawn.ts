@@ -5,6 +5,8 @@ import type { Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import { quietly, ReuseportGroup, type Listener, type ListenerSpec } from '../net/index.js';
 import type { TlsMaterial } from '../tls/material.js';
+import { workerTls } from '../tls/payload.js';
+import { workerTicketKey } from '../tls/ticket-key.js';
 import { Generation, type Slot } from './generation.js';
 import type { Identity } from './identity.js';
 import { WorkerHandle } from './worker-handle.js';
@@ -81,9 +83,12 @@ export function spawnWorker(generation: Generation, slot: Slot, groups: Groups, 
     app: config.app,
     listeners: slot.listeners.map((l) => {
       const tls = generation.tls.get(l.spec.address.text);
-      return { fd: l.fd, address: l.spec.address.text, backlog: l.spec.backlog, ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}) };
+      return { fd: l.fd, address: l.spec.address.text, backlog: l.spec.backlog, ...(tls ? { tls: workerTls(tls) } : {}) };
     }),
+    ...(generation.tls.size > 0 ? { ticketKey: workerTicketKey(generation.ticketKey) } : {}),
     env: config.env,
+    nodeArgs: config.nodeArgs,
+    ...(config.cwd === undefined ? {} : { cwd: config.cwd }),
     drainTimeoutMs: config.reload.drainTimeoutMs,
     ...generation.identity,
     log,

@@ -7,6 +7,7 @@ import type { Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import { addressText, chooseStrategy, findForeignListeners, SYSCTL_HINT, type ListenerSpec } from '../net/index.js';
 import type { ControlResponse, EffectiveStrategy, MasterStatus, ParsedControlRequest, ReloadReport, Trigger } from '../protocol/control.js';
+import { ExpiryMonitor, tlsWarnings } from '../tls/expiry.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
 import { monotonic, within } from './clock.js';
 import { ControlServer, type Reply } from './control-server.js';
@@ -15,6 +16,7 @@ import { specsOf, type Generation, type Slot } from './generation.js';
 import { strategyFor } from './handoff/strategies.js';
 import type { HandoffStrategy } from './handoff/strategy.js';
 import { resolveIdentity, type Identity } from './identity.js';
+import { NO_HOOKS, type LifecycleHooks } from './lifecycle.js';
 import { probeKernel, type KernelState } from './kernel-state.js';
 import type { ReloadHost } from './reload-operation.js';
 import type { ListenerPlan } from './reload-plan.js';
@@ -68,6 +70,8 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
   private readonly reloads = new Reloader(this);
   private readonly respawner = new Respawner(this);
   private watcher: ConfigWatcher | undefined;
+  /** Repeats certificate expiry warnings daily for what the active generation serves. */
+  private expiry: ExpiryMonitor | undefined;
   private readonly events = new EventQueue<MasterEvent>((e) => this.handle(e));
   private readonly control: ControlServer;
   private identity: Identity;
@@ -81,6 +85,8 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
   constructor(
     private currentConfig: Config,
     readonly log: Logger,
+    /** systemd's view of the master (lifecycle.ts): told when a stop begins, and by the reload. */
+    readonly hooks: LifecycleHooks = NO_HOOKS,
   ) {
     this.identity = resolveIdentity(currentConfig.user, currentConfig.group);
     this.kernelState = { tcpMigrateReq: null, probedAt: 0 };
@@ -147,7 +153,9 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
         this.log.info(`net.ipv4.tcp_migrate_req is ${tcpMigrateReq ?? 'absent'}: reloads use ${choice.strategy}; for kernel migration ${SYSCTL_HINT}`);
       }
       if (config.metrics) this.log.warn('metrics: the Prometheus endpoint is not available in this version; metrics.listen is ignored');
-      generation = createGeneration(this.nextGeneration++, config, this.identity, loadTlsMaterial(config), new Map(), this.groups);
+      const tls = loadTlsMaterial(config);
+      for (const w of tlsWarnings(tls, config.tls.warnBeforeMs)) this.log.warn(w);
+      generation = createGeneration(this.nextGeneration++, config, this.identity, tls, new Map(), this.groups);
       this.booting = generation; // a stop during the boot covers its workers
       await this.boot(generation);
       if (this.stopMode) throw new Error('stopped during start-up');
@@ -161,6 +169,10 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
     }
     this.startHeartbeats();
     this.rewatch();
+    this.expiry = new ExpiryMonitor(
+      () => (this.current ? { materials: this.current.tls, warnBeforeMs: this.current.config.tls.warnBeforeMs } : undefined),
+      (warning) => this.log.warn(warning),
+    );
     if (this.watcher) {
       const watcher = this.watcher;
       await within(watcher.ready, WATCH_READY_TIMEOUT_MS, () => this.log.warn(`the config watcher was not ready within ${WATCH_READY_TIMEOUT_MS} ms; changes may be missed until it is`));
@@ -305,18 +317,21 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
     else this.respawner.replace(generation, slot, worker);
   }
 
-  /** (Re)creates the config watcher to match reload.watch. */
+  /** (Re)creates the watcher of the config file and its TLS files to match reload.watch. */
   private rewatch(): void {
     const want = this.currentConfig.reload.watch && !this.stopMode;
-    if (want && this.watcher?.file === this.currentConfig.file) return;
+    if (want && this.watcher?.key === ConfigWatcher.keyOf(this.currentConfig)) {
+      this.watcher.update(this.currentConfig);
+      return;
+    }
     void this.watcher?.close();
     this.watcher = undefined;
     if (!want) return;
-    this.watcher = new ConfigWatcher(
-      this.currentConfig.file,
-      () => this.dispatch({ type: 'reload', trigger: 'watch' }),
-      (err) => this.log.warn({ err }, 'config watcher error'),
-    );
+    this.watcher = new ConfigWatcher(this.currentConfig, {
+      reload: (trigger, done) => this.dispatch({ type: 'reload', trigger, onReport: done }),
+      served: () => this.current?.tls,
+      log: this.log,
+    });
   }
 
   private startHeartbeats(): void {
@@ -343,7 +358,9 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
     if (this.stopMode === 'fast' || this.stopMode === mode) return;
     if (this.stopMode === 'graceful') this.log.warn('fast stop requested during a graceful stop');
     this.stopMode = mode;
+    this.hooks.stopping(mode);
     this.reloads.onStop();
+    this.expiry?.close();
     void this.watcher?.close();
     this.watcher = undefined;
     if (!(await runStop(this, mode))) return; // a fast stop took over and finishes the job

@@ -21,7 +21,9 @@ import {
   type WorkerExitReason,
   type WorkerListener,
 } from '../protocol/worker.js';
+import type { WorkerTls } from '../protocol/tls.js';
 import { monotonic } from './clock.js';
+import { pipeWorkerOutput } from './worker-output.js';
 
 export type WorkerState = 'starting' | 'ready' | 'serving' | 'draining' | 'exited' | 'failed';
 
@@ -48,7 +50,13 @@ export interface WorkerOptions {
   readonly app: string;
   /** Descriptors and their specs, in slot order (several may share an address). */
   readonly listeners: readonly (Omit<WorkerListener, 'fd'> & { readonly fd: number })[];
+  /** The generation's session ticket key, base64 (with TLS listeners). */
+  readonly ticketKey?: string;
   readonly env: Readonly<Record<string, string>>;
+  /** Options for the worker's node (config node_args), before the worker entry. */
+  readonly nodeArgs?: readonly string[];
+  /** The worker's working directory (config cwd); unset: the master's. */
+  readonly cwd?: string;
   readonly drainTimeoutMs: number;
   readonly uid?: number;
   readonly gid?: number;
@@ -101,12 +109,14 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
     this.generation = options.generation;
     this.index = options.index;
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
-    const stdio: (number | 'ignore' | 'inherit' | 'ipc')[] = ['ignore', 'inherit', 'inherit', 'ipc'];
+    // stdout and stderr are read by the master, which writes each line labelled with the worker (worker-output.ts).
+    const stdio: (number | 'ignore' | 'pipe' | 'ipc')[] = ['ignore', 'pipe', 'pipe', 'ipc'];
     options.listeners.forEach((l) => stdio.push(l.fd));
     let child: ChildProcess | undefined;
     try {
-      child = spawn(process.execPath, [WORKER_ENTRY], {
+      child = spawn(process.execPath, [...(options.nodeArgs ?? []), WORKER_ENTRY], {
         stdio,
+        ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
         // A process group of its own: a terminal's ^C reaches only the master,
         // and an orphaned group's SIGHUP cannot kill workers mid-drain.
         detached: true,
@@ -122,6 +132,7 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
     this.pid = child?.pid;
     this.log = options.log.child({ generation: this.generation, worker: this.index, ...(this.pid ? { workerPid: this.pid } : {}) });
     if (!child) return;
+    if (this.pid !== undefined) pipeWorkerOutput(child, { generation: this.generation, worker: this.index, pid: this.pid });
     child.on('error', (err) => {
       if (this.pid === undefined) this.spawnFailed(err);
       else this.log.error({ err }, 'worker process error');
@@ -137,6 +148,7 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
       listeners: options.listeners.map((l, i) => ({ ...l, fd: FIRST_LISTENER_FD + i })),
       drainTimeoutMs: options.drainTimeoutMs,
       heartbeatMs: HEARTBEAT_MS,
+      ...(options.ticketKey === undefined ? {} : { ticketKey: options.ticketKey }),
     });
     this.log.debug('worker spawned');
   }
@@ -202,6 +214,15 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
   close(addresses: readonly string[], ackTimeoutMs: number): Promise<boolean> {
     if (!this.alive) return Promise.resolve(false);
     return this.request((seq) => ({ type: 'close', seq, addresses }), ackTimeoutMs);
+  }
+
+  /**
+   * tls.rotate: in-place: new certificates (and ticket key) for the running
+   * servers' new handshakes. Resolves like drain().
+   */
+  rotateTls(listeners: readonly { address: string; tls: WorkerTls }[], ticketKey: string, ackTimeoutMs: number): Promise<boolean> {
+    if (!this.alive) return Promise.resolve(false);
+    return this.request((seq) => ({ type: 'tls', seq, ticketKey, listeners }), ackTimeoutMs);
   }
 
   /** Sends a message that the worker acknowledges, with a deadline; true only for an `ok` answer. */

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { formatIPv4, formatIPv6 } from '../sys/index.js';
 
 export const TCP_LISTEN = 0x0a;
-/** Half-open requests (the kernel's NEW_SYN_RECV request socks) show as SYN_RECV. */
+/** A request whose handshake is not finished (NEW_SYN_RECV requests are printed with this state). */
 export const TCP_SYN_RECV = 0x03;
 
 export interface TcpTableEntry {
@@ -15,6 +15,8 @@ export interface TcpTableEntry {
   readonly localBytes: Uint8Array;
   readonly localHost: string;
   readonly localPort: number;
+  readonly remoteHost: string;
+  readonly remotePort: number;
   /** Kernel state number, e.g. TCP_LISTEN (0x0A). */
   readonly state: number;
   /** For a LISTEN socket: the accept-queue length. */
@@ -49,20 +51,27 @@ function readOne(path: string, family: 4 | 6): TcpTableEntry[] {
 // "  0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  0  0 12345 1 ..."
 function parseLine(line: string, family: 4 | 6): TcpTableEntry | undefined {
   const f = line.trim().split(/\s+/);
-  const [local, state, queues, uid, inode] = [f[1], f[3], f[4], f[7], f[9]];
-  if (local === undefined || state === undefined || queues === undefined || uid === undefined || inode === undefined) {
+  const [local, remote, state, queues, uid, inode] = [f[1], f[2], f[3], f[4], f[7], f[9]];
+  if (local === undefined || remote === undefined || state === undefined || queues === undefined || uid === undefined || inode === undefined) {
     return undefined;
   }
   const [addrHex, portHex] = local.split(':');
+  const [remoteHex, remotePortHex] = remote.split(':');
   const [txHex, rxHex] = queues.split(':');
   if (addrHex === undefined || portHex === undefined || txHex === undefined || rxHex === undefined) return undefined;
+  if (remoteHex === undefined || remotePortHex === undefined) return undefined;
   const localBytes = hexWordsToBytes(addrHex);
-  if (localBytes.length !== (family === 4 ? 4 : 16)) return undefined;
+  const remoteBytes = hexWordsToBytes(remoteHex);
+  const size = family === 4 ? 4 : 16;
+  if (localBytes.length !== size || remoteBytes.length !== size) return undefined;
+  const text = family === 4 ? formatIPv4 : formatIPv6;
   return {
     family,
     localBytes,
-    localHost: family === 4 ? formatIPv4(localBytes) : formatIPv6(localBytes),
+    localHost: text(localBytes),
     localPort: parseInt(portHex, 16),
+    remoteHost: text(remoteBytes),
+    remotePort: parseInt(remotePortHex, 16),
     state: parseInt(state, 16),
     rxQueue: parseInt(rxHex, 16),
     txQueue: parseInt(txHex, 16),
@@ -78,10 +87,18 @@ function hexWordsToBytes(hex: string): Uint8Array {
 }
 
 /**
- * Half-open requests (SYN_RECV rows) whose local port is `port`, in the
- * network namespace of `pid`. The rows carry no listener, so old and new
- * listeners of one port look alike: an upper bound for one of them.
+ * The order in which the LISTEN sockets with these inodes joined their
+ * reuseport group (the order of the group's socket array while nobody has
+ * left it). /proc lists one listening bucket's sockets in list order, and
+ * the kernel puts a reuseport socket at the head of that list when it
+ * listens, except an AF_INET6 one, which it appends (inet_hash): so tcp6 is
+ * listed in join order and tcp in reverse. Inodes not found in LISTEN are
+ * left out.
  */
-export function countSynRecv(port: number, pid: number | 'self' = 'self'): number {
-  return readTcpTable(pid).filter((e) => e.state === TCP_SYN_RECV && e.localPort === port).length;
+export function joinOrder(inodes: readonly number[], family: 4 | 6, pid: number | 'self' = 'self'): number[] {
+  const wanted = new Set(inodes);
+  const listed = readOne(`/proc/${pid}/net/${family === 4 ? 'tcp' : 'tcp6'}`, family)
+    .filter((e) => e.state === TCP_LISTEN && wanted.has(e.inode))
+    .map((e) => e.inode);
+  return family === 4 ? listed.reverse() : listed;
 }

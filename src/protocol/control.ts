@@ -3,6 +3,7 @@
 // the master keeps the connection open until it exits, so the client can
 // wait for the close.
 import { z } from 'zod';
+import type { ServedCertificate } from './tls.js';
 
 export const ControlRequest = z.discriminatedUnion('cmd', [
   z.object({ cmd: z.literal('status') }),
@@ -21,7 +22,8 @@ export const MAX_CONTROL_LINE = 64 * 1024;
 // What the master answers: reload reports and status. Plain data, the same
 // in the log, over the socket and in `--json` output.
 
-export type Trigger = 'signal' | 'control' | 'watch';
+/** `watch`: the configuration file changed; `tls`: only certificate, key or CA files did. */
+export type Trigger = 'signal' | 'control' | 'watch' | 'tls';
 /** A strategy as carried out (`auto` resolved). */
 export type EffectiveStrategy = 'bpf' | 'migrate' | 'drain' | 'inherit' | 'none';
 /**
@@ -93,7 +95,15 @@ export interface ReloadReport {
   readonly counters?: Readonly<Record<string, number>>;
   readonly listeners: readonly ListenerPlan[];
   readonly warnings: readonly string[];
+  /** When the configuration has TLS addresses: how certificates were applied, and what is served now. */
+  readonly tls?: ReloadTls;
   drain?: DrainFigures;
+}
+
+export interface ReloadTls {
+  /** `new-generation` (a reload like any other) or `in-place` (setSecureContext in the running workers). */
+  readonly rotate: 'new-generation' | 'in-place';
+  readonly certificates: readonly ServedCertificate[];
 }
 
 export interface WorkerStatus {

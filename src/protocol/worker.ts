@@ -2,15 +2,19 @@
 // module shares `{ act, seq, ack }`). Every request that expects an answer
 // carries a sequence number; the asking side holds the deadline.
 //
-// Validated by hand, not with zod: a worker loads this on every spawn, and
-// zod cost ~60 ms of CPU per worker start (bench/), a third of a reload.
+// Validated by hand (fields.ts), not with zod: a worker loads this on every
+// spawn, and zod cost ~60 ms of CPU per worker start (bench/), a third of a reload.
+import { int, num, object, ProtocolError, str, strings } from './fields.js';
+import { parseTicketKey, parseTlsRotate, parseWorkerTls, type TlsRotateMessage, type WorkerTls } from './tls.js';
+
+export { ProtocolError };
 
 export interface WorkerListener {
   readonly fd: number;
   readonly address: string;
   readonly backlog: number;
-  /** PEM, read by the master: workers need no access to the key files. */
-  readonly tls?: { readonly cert: string; readonly key: string };
+  /** PEM, read and checked by the master: workers need no access to the key files. */
+  readonly tls?: WorkerTls;
 }
 
 export interface StartMessage {
@@ -21,6 +25,8 @@ export interface StartMessage {
   readonly listeners: readonly WorkerListener[];
   readonly drainTimeoutMs: number;
   readonly heartbeatMs: number;
+  /** The generation's session ticket key (48 bytes, base64); present when a listener has tls. */
+  readonly ticketKey?: string;
 }
 
 /**
@@ -42,7 +48,7 @@ export interface CloseMessage {
   readonly addresses: readonly string[];
 }
 
-export type MasterMessage = StartMessage | DrainMessage | CloseMessage;
+export type MasterMessage = StartMessage | DrainMessage | CloseMessage | TlsRotateMessage;
 
 export interface ErrorInfo {
   readonly name: string;
@@ -84,47 +90,11 @@ export type WorkerMessage =
 export const WORKER_EXIT_REASONS = ['drained', 'exited', 'crashed', 'failed_start', 'spawn_failed', 'killed', 'heartbeat'] as const;
 export type WorkerExitReason = (typeof WORKER_EXIT_REASONS)[number];
 
-export class ProtocolError extends Error {
-  override name = 'ProtocolError';
-}
-
-type Obj = Record<string, unknown>;
-
-function object(v: unknown, what: string): Obj {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ProtocolError(`${what}: expected an object`);
-  return v as Obj;
-}
-
-function int(o: Obj, key: string, min = 0): number {
-  const v = o[key];
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new ProtocolError(`${key}: expected an integer >= ${min}`);
-  return v;
-}
-
-function num(o: Obj, key: string): number {
-  const v = o[key];
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ProtocolError(`${key}: expected a number >= 0`);
-  return v;
-}
-
-function str(o: Obj, key: string): string {
-  const v = o[key];
-  if (typeof v !== 'string') throw new ProtocolError(`${key}: expected a string`);
-  return v;
-}
-
-function strings(o: Obj, key: string): string[] {
-  const v = o[key];
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new ProtocolError(`${key}: expected a list of strings`);
-  return v as string[];
-}
-
 function listener(v: unknown): WorkerListener {
   const o = object(v, 'listener');
   const base = { fd: int(o, 'fd', 3), address: str(o, 'address'), backlog: int(o, 'backlog', 1) };
   if (o['tls'] === undefined) return base;
-  const tls = object(o['tls'], 'tls');
-  return { ...base, tls: { cert: str(tls, 'cert'), key: str(tls, 'key') } };
+  return { ...base, tls: parseWorkerTls(o['tls']) };
 }
 
 /** Throws ProtocolError on anything that is not a message the master sends. */
@@ -142,12 +112,15 @@ export function parseMasterMessage(raw: unknown): MasterMessage {
         listeners: listeners.map(listener),
         drainTimeoutMs: int(o, 'drainTimeoutMs'),
         heartbeatMs: int(o, 'heartbeatMs', 1),
+        ...(o['ticketKey'] === undefined ? {} : { ticketKey: parseTicketKey(o['ticketKey']) }),
       };
     }
     case 'drain':
       return { type: 'drain', seq: int(o, 'seq'), drainTimeoutMs: int(o, 'drainTimeoutMs'), keep: strings(o, 'keep') };
     case 'close':
       return { type: 'close', seq: int(o, 'seq'), addresses: strings(o, 'addresses') };
+    case 'tls':
+      return parseTlsRotate(o);
     default:
       throw new ProtocolError(`unknown message type ${JSON.stringify(o['type'])}`);
   }

@@ -6,6 +6,7 @@ export const AF_INET = 2;
 export const AF_INET6 = 10;
 
 export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
 
@@ -22,8 +23,6 @@ export const SO_COOKIE = 57;
 export const SO_PEERCRED = 17;
 /** struct ucred: pid, uid, gid, each 32 bits. */
 export const UCRED_SIZE = 12;
-/** struct sockaddr_un: sun_family (2 bytes) then sun_path[108]. */
-export const SOCKADDR_UN_SIZE = 110;
 
 export const LOCK_EX = 2;
 export const LOCK_NB = 4;
@@ -46,8 +45,95 @@ export const F_GETFD = 1;
 export const F_DUPFD_CLOEXEC = 1030;
 export const FD_CLOEXEC = 1;
 
+export const MSG_DONTWAIT = 0x40;
+export const MSG_NOSIGNAL = 0x4000;
+
 export const PR_SET_PDEATHSIG = 1;
 export const PR_GET_PDEATHSIG = 2;
+export const PR_GET_SECUREBITS = 27;
+export const PR_SET_SECUREBITS = 28;
+export const PR_SET_NO_NEW_PRIVS = 38;
+export const PR_GET_NO_NEW_PRIVS = 39;
+export const PR_CAP_AMBIENT = 47;
+export const PR_CAP_AMBIENT_CLEAR_ALL = 4;
+
+/** securebits: uid 0 gains no capabilities at execve (and the bit cannot be unset again). */
+export const SECBIT_NOROOT = 1 << 0;
+export const SECBIT_NOROOT_LOCKED = 1 << 1;
+
+/** capget/capset header version: two 32-bit words per set (capabilities 0-63). */
+export const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+
+export const CLOCK_MONOTONIC = 1;
+
+/** struct sockaddr_un: sa_family (2 bytes), then sun_path[108]. */
+export const SUN_PATH_OFFSET = 2;
+export const SUN_PATH_SIZE = 108;
 
 export const SOCKADDR_IN_SIZE = 16;
 export const SOCKADDR_IN6_SIZE = 28;
+
+// --- bpf(2): commands, types and the layouts handover writes (linux/bpf.h,
+// offsets measured on Linux 6.18: FACTS.md "eBPF, from Node, with no compiler").
+
+/** The bpf() system call number, per architecture (asm/unistd.h). */
+export const BPF_SYSCALL_NUMBER: Readonly<Partial<Record<NodeJS.Architecture, number>>> = Object.freeze({ x64: 321, arm64: 280 });
+
+export const BPF_MAP_CREATE = 0;
+export const BPF_MAP_LOOKUP_ELEM = 1;
+export const BPF_MAP_UPDATE_ELEM = 2;
+export const BPF_MAP_DELETE_ELEM = 3;
+export const BPF_PROG_LOAD = 5;
+
+export const BPF_MAP_TYPE_ARRAY = 2;
+export const BPF_MAP_TYPE_REUSEPORT_SOCKARRAY = 20;
+export const BPF_PROG_TYPE_SK_REUSEPORT = 21;
+export const BPF_SK_REUSEPORT_SELECT = 39;
+export const BPF_SK_REUSEPORT_SELECT_OR_MIGRATE = 40;
+
+/** Map update flags. */
+export const BPF_ANY = 0;
+export const BPF_NOEXIST = 1;
+export const BPF_EXIST = 2;
+
+/** src_reg of a ld_imm64 whose immediate is a map descriptor. */
+export const BPF_PSEUDO_MAP_FD = 1;
+
+/** sizeof(union bpf_attr) that handover passes: larger than any command it uses needs, zero-filled. */
+export const BPF_ATTR_SIZE = 144;
+/** A name in bpf_attr (map_name, prog_name): 15 characters and a NUL. */
+export const BPF_OBJ_NAME_LEN = 16;
+
+export const BPF_MAP_CREATE_ATTR = Object.freeze({ mapType: 0, keySize: 4, valueSize: 8, maxEntries: 12, mapFlags: 16, mapName: 28 });
+export const BPF_ELEM_ATTR = Object.freeze({ mapFd: 0, key: 8, value: 16, flags: 24 });
+export const BPF_PROG_LOAD_ATTR = Object.freeze({
+  progType: 0, insnCnt: 4, insns: 8, license: 16, logLevel: 24, logSize: 28, logBuf: 32,
+  kernVersion: 40, progFlags: 44, progName: 48, progIfindex: 64, expectedAttachType: 68,
+});
+
+/** Return values of an SK_REUSEPORT program. */
+export const SK_DROP = 0;
+export const SK_PASS = 1;
+
+/** struct sk_reuseport_md (pointer fields are read as 64 bits; a 32-bit read is refused). */
+export const SK_REUSEPORT_MD = Object.freeze({
+  data: 0, dataEnd: 8, len: 16, ethProtocol: 20, ipProtocol: 24, bindInany: 28, hash: 32, sk: 40, migratingSk: 48,
+});
+
+/** eBPF helper function ids (linux/bpf.h, enum bpf_func_id). */
+export const BPF_FUNC_map_lookup_elem = 1;
+export const BPF_FUNC_sk_select_reuseport = 82;
+
+/** struct sock_fprog on a 64-bit ABI: u16 len, padding, then the filter pointer. */
+export const SOCK_FPROG_SIZE = 16;
+export const SOCK_FILTER_SIZE = 8;
+/** BPF_MAXINSNS: the most instructions a classic BPF program may have. */
+export const BPF_MAXINSNS = 4096;
+/** Classic BPF ancillary load of a random u32: SKF_AD_OFF + SKF_AD_RANDOM. */
+export const SKF_AD_RANDOM_OFFSET = -0x1000 + 56;
+
+/** Capability bit numbers (linux/capability.h). */
+export const CAP_NET_ADMIN = 12;
+export const CAP_SYS_ADMIN = 21;
+export const CAP_PERFMON = 38;
+export const CAP_BPF = 39;

@@ -29,6 +29,13 @@ interface Libc {
   if_nametoindex: Call<[string]>;
   getppid: Call<[]>;
   setpgid: Call<[number, number]>;
+  sendto: Call<[number, Buffer, number, number, Buffer, number]>;
+  recv: Call<[number, Buffer, number, number]>;
+  clock_gettime: Call<[number, Buffer]>;
+  capget: Call<[Buffer, Buffer]>;
+  capset: Call<[Buffer, Buffer]>;
+  prctl: Call<[number, number, number, number, number]>;
+  waitpid: Call<[number, Buffer, number]>;
 }
 
 /** The file name of the C library Node itself runs on: glibc, or musl (Alpine). */
@@ -56,6 +63,7 @@ function isGlibc(): boolean {
 }
 
 const I32 = DataType.I32;
+const I64 = DataType.I64; // size_t, ssize_t, unsigned long (LP64)
 const BUF = DataType.U8Array;
 const STR = DataType.String;
 
@@ -83,6 +91,14 @@ export function libc(): Libc {
     if_nametoindex: fn([STR], DataType.U32),
     getppid: fn([]),
     setpgid: fn([I32, I32]),
+    sendto: fn([I32, BUF, I64, I32, BUF, I32], I64),
+    recv: fn([I32, BUF, I64, I32], I64),
+    clock_gettime: fn([I32, BUF]),
+    capget: fn([BUF, BUF]),
+    capset: fn([BUF, BUF]),
+    // prctl(2) with five integer arguments (the kernel reads all five as unsigned long).
+    prctl: fn([I32, I64, I64, I64, I64]),
+    waitpid: fn([I32, BUF, I32]),
   }) as any as Libc;
   return bindings;
 }

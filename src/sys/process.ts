@@ -37,3 +37,18 @@ export function getppid(): number {
 export function setpgid(pid = 0, pgid = 0): void {
   check(libc().setpgid([pid, pgid]), 'setpgid', `pid ${pid}`);
 }
+
+const WNOHANG = 1;
+const ECHILD = 10;
+
+/**
+ * waitpid(pid, WNOHANG): reaps `pid` if it has exited. Returns true when it
+ * was reaped, false when it is still running or is not our child (ECHILD).
+ * Only for processes Node did not spawn: reaping one of Node's own children
+ * here would hide its exit from Node forever.
+ */
+export function reapChild(pid: number): boolean {
+  const r = libc().waitpid([pid, Buffer.alloc(4), WNOHANG]);
+  if (r.value === -1 && r.errnoCode !== ECHILD) check(r, 'waitpid', `pid ${pid}`);
+  return r.value === pid;
+}

@@ -1,53 +1,66 @@
-// Unix-domain socket and file-lock calls for the control socket: who is on
-// the other end of a connection (SO_PEERCRED), what a descriptor is bound
-// to, and an advisory lock that the kernel drops when its holder dies.
+// AF_UNIX datagram sockets, which Node does not offer: sd_notify is one
+// datagram to $NOTIFY_SOCKET, and the tests that play systemd bind one to
+// receive those datagrams.
 
-import { AF_UNIX, LOCK_EX, LOCK_NB, SO_PEERCRED, SOCKADDR_UN_SIZE, SOL_SOCKET, UCRED_SIZE } from './constants.js';
+import {
+  AF_UNIX, MSG_DONTWAIT, MSG_NOSIGNAL, SOCK_CLOEXEC, SOCK_DGRAM, SUN_PATH_OFFSET, SUN_PATH_SIZE,
+} from './constants.js';
 import { SyscallError } from './errno.js';
-import { call, check, DataType, libc } from './libc.js';
-import { getsockoptBuffer } from './socket.js';
+import { check, libc } from './libc.js';
 
-const EWOULDBLOCK = 11;
+const EINVAL = 22;
+const EAGAIN = 11;
 
-/** The credentials the kernel recorded when the peer called connect(2) (or socketpair). */
-export interface PeerCredentials {
-  readonly pid: number;
-  readonly uid: number;
-  readonly gid: number;
-}
-
-/** SO_PEERCRED of a connected Unix socket. */
-export function peerCredentials(fd: number, target = `fd ${fd}`): PeerCredentials {
-  const buf = getsockoptBuffer(fd, SOL_SOCKET, SO_PEERCRED, UCRED_SIZE, target);
-  if (buf.length < UCRED_SIZE) throw new SyscallError('getsockopt', 22 /* EINVAL */, target);
-  return { pid: buf.readInt32LE(0), uid: buf.readUInt32LE(4), gid: buf.readUInt32LE(8) };
+/** A new AF_UNIX SOCK_DGRAM socket with SOCK_CLOEXEC (never inherited by a worker). */
+export function unixDatagramSocket(target?: string): number {
+  return check(libc().socket([AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0]), 'socket', target);
 }
 
 /**
- * The filesystem path a Unix socket descriptor is bound to (an accepted
- * connection reports its listener's path), or undefined when the
- * descriptor is not a Unix socket or is unnamed/abstract.
+ * struct sockaddr_un for `path`. A leading `@` names the abstract namespace
+ * (sun_path[0] = NUL, no terminating NUL, and the length counts exactly the
+ * name's bytes, as systemd writes and reads it); anything else is a file
+ * path, NUL-terminated. Paths that do not fit sun_path → EINVAL.
  */
-export function unixSocketPath(fd: number, target = `fd ${fd}`): string | undefined {
-  const buf = Buffer.alloc(SOCKADDR_UN_SIZE);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(buf.length);
-  check(libc().getsockname([fd, buf, len]), 'getsockname', target);
-  const size = Math.min(len.readUInt32LE(), buf.length);
-  if (size <= 2 || buf.readUInt16LE(0) !== AF_UNIX || buf[2] === 0) return undefined;
-  const path = buf.subarray(2, size);
-  const nul = path.indexOf(0);
-  return path.subarray(0, nul < 0 ? path.length : nul).toString('utf8');
+export function encodeSockaddrUn(path: string): Buffer {
+  const abstract = path.startsWith('@');
+  const name = Buffer.from(abstract ? path.slice(1) : path, 'utf8');
+  // A path needs room for its NUL; an abstract name needs its leading NUL.
+  if (path.length === 0 || name.length + 1 > SUN_PATH_SIZE || (!abstract && name.includes(0))) {
+    throw new SyscallError('sockaddr_un', EINVAL, path);
+  }
+  const sa = Buffer.alloc(SUN_PATH_OFFSET + 1 + name.length);
+  sa.writeUInt16LE(AF_UNIX, 0);
+  name.copy(sa, SUN_PATH_OFFSET + (abstract ? 1 : 0));
+  return sa;
+}
+
+/** bind(2) of a Unix socket to a path (or `@name`). */
+export function bindUnix(fd: number, path: string): void {
+  const sa = encodeSockaddrUn(path);
+  check(libc().bind([fd, sa, sa.length]), 'bind', path);
 }
 
 /**
- * flock(LOCK_EX | LOCK_NB): true when this descriptor now holds the lock,
- * false when another open file description holds it. The lock lasts until
- * the descriptor is closed, or its process dies.
+ * One datagram to `path`, never blocking (MSG_DONTWAIT: a receiver that
+ * stopped reading must not stall the caller's event loop) and never raising
+ * SIGPIPE. Throws SyscallError (EAGAIN when the receiver's queue is full,
+ * ECONNREFUSED or ENOENT when nobody listens there).
  */
-export function tryLockExclusive(fd: number, target = `fd ${fd}`): boolean {
-  const result = call('flock', [DataType.I32, DataType.I32], [fd, LOCK_EX | LOCK_NB]);
-  if (result.value === 0) return true;
-  if (result.errnoCode === EWOULDBLOCK) return false;
-  return check(result, 'flock', target) === 0;
+export function sendDatagram(fd: number, data: Buffer, path: string): void {
+  const sa = encodeSockaddrUn(path);
+  const sent = check(libc().sendto([fd, data, data.length, MSG_DONTWAIT | MSG_NOSIGNAL, sa, sa.length]), 'sendto', path);
+  // A datagram is sent whole or not at all; anything else is a kernel surprise worth hearing of.
+  if (sent !== data.length) throw new Error(`sendto ${path}: sent ${sent} of ${data.length} bytes`);
+}
+
+/** The next queued datagram (at most `maxBytes`), or undefined when none is queued. Never blocks. */
+export function receiveDatagram(fd: number, maxBytes = 4096, target = `fd ${fd}`): Buffer | undefined {
+  const buf = Buffer.alloc(maxBytes);
+  const r = libc().recv([fd, buf, maxBytes, MSG_DONTWAIT]);
+  if (r.value === -1) {
+    if (r.errnoCode === EAGAIN) return undefined;
+    throw new SyscallError('recv', r.errnoCode, target);
+  }
+  return buf.subarray(0, r.value);
 }

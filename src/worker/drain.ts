@@ -5,7 +5,13 @@
 // connections run out the server's own advertised keep-alive timeout, and
 // destroy whatever is left at the hard deadline (headersTimeout is no longer
 // enforced after close, so a slow client would otherwise keep us alive).
-import type { Server as HttpServer, ServerResponse, IncomingMessage } from 'node:http';
+//
+// HTTP/2 sessions (a TLS address with `http2`) are drained with GOAWAY
+// instead: `session.close()` refuses new streams and lets the open ones
+// finish, and `Connection: close` is never set on an h2 response (the header
+// is illegal there; Node drops it with a warning).
+import type { ServerResponse, IncomingMessage } from 'node:http';
+import type { Http2Session } from 'node:http2';
 import { Server as NetServer, type Socket } from 'node:net';
 
 export interface DrainResult {
@@ -16,9 +22,17 @@ export interface DrainResult {
   readonly durationMs: number;
 }
 
-/** Tracks the connections of one server; costs one listener per connection, none per request. */
+/**
+ * Tracks the connections of one listening handle; costs one or two listeners
+ * per connection, none per request. `server` is what accepts (the handle on
+ * the inherited descriptor); `http` is the server that parses requests on
+ * those connections: the same one, except for a second address of one app
+ * server, whose connections a plain net.Server accepts and hands over.
+ */
 export class ConnectionTracker {
-  private readonly sockets = new Set<Socket>();
+  /** Transport socket -> the socket the HTTP layer writes responses to (its TLSSocket once the handshake is done). */
+  private readonly sockets = new Map<Socket, Socket>();
+  private readonly sessions = new Set<Http2Session>();
   private stopping = false;
   private resolveClosed!: () => void;
   /** Resolves once the tracker stopped accepting and every connection has closed. */
@@ -27,11 +41,27 @@ export class ConnectionTracker {
   constructor(
     /** The listen address this server serves, as the master names it. */
     readonly address: string,
-    private readonly server: HttpServer,
+    private readonly server: NetServer,
+    private readonly http: NetServer = server,
   ) {
     server.on('connection', (socket: Socket) => {
-      this.sockets.add(socket);
+      if (handedOver.has(socket)) return; // its own tracker counts it
+      this.sockets.set(socket, socket);
       socket.once('close', () => this.sockets.delete(socket));
+    });
+    // An HTTPS response hangs off the TLSSocket, not the TCP socket that
+    // 'connection' gave us; upgraded (WebSocket) sockets stay in the map
+    // until they close, so they count in the drain like any connection.
+    http.on('secureConnection', (secure: Socket) => {
+      const transport = (secure as unknown as WithParent)._parent;
+      if (transport && this.sockets.has(transport)) this.sockets.set(transport, secure);
+    });
+    // Only an HTTP/2 server emits 'session'; one that starts after the drain
+    // began (its handshake was under way) is told GOAWAY at once.
+    http.on('session', (session: Http2Session) => {
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
+      if (this.stopping) session.close();
     });
   }
 
@@ -47,23 +77,58 @@ export class ConnectionTracker {
   stopAccepting(): void {
     if (this.stopping) return;
     this.stopping = true;
-    this.server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
-      if (!res.headersSent) res.setHeader('Connection', 'close');
-    });
-    for (const socket of this.sockets) {
+    closeEveryResponse(this.http);
+    for (const session of this.sessions) session.close();
+    for (const socket of this.sockets.values()) {
       const res = currentResponse(socket);
       if (res && !res.headersSent) res.setHeader('Connection', 'close');
     }
-    // The net-level close: it leaves keep-alive connections alone.
-    NetServer.prototype.close.call(this.server, () => this.resolveClosed());
+    // The net-level close: it leaves keep-alive connections alone. A server
+    // the app already closed itself reports ERR_SERVER_NOT_RUNNING: that is
+    // closed too.
+    if (this.server.listening) NetServer.prototype.close.call(this.server, () => this.resolveClosed());
+    else this.whenIdle(() => this.resolveClosed());
   }
 
   /** Destroys what is left; returns how many connections that was. */
   destroyAll(): number {
     const killed = this.sockets.size;
-    for (const socket of this.sockets) socket.destroy();
+    for (const session of this.sessions) session.destroy();
+    for (const socket of this.sockets.keys()) socket.destroy();
     return killed;
   }
+
+  private whenIdle(done: () => void): void {
+    if (this.sockets.size === 0) return done();
+    let left = this.sockets.size;
+    for (const socket of this.sockets.keys()) socket.once('close', () => --left === 0 && done());
+  }
+}
+
+const closing = new WeakSet<NetServer>();
+const handedOver = new WeakSet<Socket>();
+
+/**
+ * Gives `http` a connection that another handle accepted (one app server
+ * serving a second address), the way Node documents injecting connections:
+ * by emitting 'connection'.
+ */
+export function handOver(socket: Socket, http: NetServer): void {
+  handedOver.add(socket);
+  http.emit('connection', socket);
+}
+
+/** From now on every response of `http` says `Connection: close` (HTTP/1 only: HTTP/2 forbids the header). */
+function closeEveryResponse(http: NetServer): void {
+  if (closing.has(http)) return;
+  closing.add(http);
+  http.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (req.httpVersionMajor < 2 && !res.headersSent) res.setHeader('Connection', 'close');
+  });
+}
+
+interface WithParent {
+  _parent?: Socket | null;
 }
 
 interface WithResponse {
@@ -71,8 +136,8 @@ interface WithResponse {
 }
 
 function currentResponse(socket: Socket): ServerResponse | undefined {
-  // Node keeps the response being written on the socket; undocumented but
-  // stable since the http module's beginning.
+  // Node keeps the response being written on the socket (and a TLSSocket
+  // its TCP socket in `_parent`); undocumented but stable for many majors.
   return (socket as unknown as WithResponse)._httpMessage ?? undefined;
 }
 

@@ -80,6 +80,7 @@ describe('loading', () => {
       address: { host: '127.0.0.1', port: 0, family: 4, text: '127.0.0.1:0' },
       backlog: 511,
       v6only: false,
+      http2: false,
     });
     assert.deepEqual(config.reload, {
       strategy: 'auto',
@@ -91,7 +92,7 @@ describe('loading', () => {
     });
     assert.equal(config.stopDelayMs, 0);
     assert.equal(config.metrics, undefined);
-    assert.deepEqual(config.log, { level: 'info' });
+    assert.deepEqual(config.log, { level: 'info', format: 'auto' });
     assert.deepEqual(config.env, {});
   });
 
@@ -119,14 +120,15 @@ describe('loading', () => {
         '  - address: "[::]:443"\n    v6only: true\n    tls: { cert: tls.crt, key: tls.key }\n' +
         '  - address: "[0:0::1]:0"\n  - address: localhost:8080\n    backlog: 1024\n' +
         'metrics: { listen: "[::1]:9469" }\ncontrol: { socket: run/web.sock }\n' +
-        'user: www-data\ngroup: 33\nenv: { NODE_ENV: production, PORT: 8080 }\nlog: { level: debug }\n',
+        'user: www-data\ngroup: 33\nenv: { NODE_ENV: production, PORT: 8080 }\nlog: { level: debug, format: journal }\n',
     );
     assert.equal(config.workers, 3);
     assert.deepEqual(config.listen[0], {
       address: { host: '::', port: 443, family: 6, text: '[::]:443' },
       backlog: 511,
       v6only: true,
-      tls: { cert: join(tmp, 'tls.crt'), key: join(tmp, 'tls.key') },
+      tls: { cert: join(tmp, 'tls.crt'), key: join(tmp, 'tls.key'), sni: [] },
+      http2: false,
     });
     assert.equal(config.listen[1]?.address.text, '[::1]:0');
     assert.deepEqual(config.listen[2]?.address, { host: '127.0.0.1', port: 8080, family: 4, text: '127.0.0.1:8080' });
@@ -137,6 +139,7 @@ describe('loading', () => {
     assert.equal(config.group, '33');
     assert.deepEqual(config.env, { NODE_ENV: 'production', PORT: '8080' });
     assert.equal(config.log.level, 'debug');
+    assert.equal(config.log.format, 'journal');
   });
 
   test('address parsing', () => {
@@ -226,7 +229,7 @@ describe('problems name file, line and key path', () => {
   test('every problem is reported at once, in file order', () => {
     const e = fails(
       'app: missing.js\nworkers: 0\nlisten:\n  - address: 1.2.3.4:99999\n    colour: red\n' +
-        'reload:\n  drain_timeout: soon\nlog: { level: loud }\n',
+        'reload:\n  drain_timeout: soon\nlog: { level: loud, format: xml }\n',
       [
         [1, 'app', 'app file not found'],
         [2, 'workers', 'at least 1'],
@@ -234,9 +237,10 @@ describe('problems name file, line and key path', () => {
         [5, 'listen.0.colour', 'unknown key'],
         [7, 'reload.drain_timeout', 'expected a duration'],
         [8, 'log.level', 'must be one of'],
+        [8, 'log.format', 'must be one of auto, json, pretty, journal'],
       ],
     );
-    assert.deepEqual(e.problems.map((p) => p.line), [1, 2, 4, 5, 7, 8]);
+    assert.deepEqual(e.problems.map((p) => p.line), [1, 2, 4, 5, 7, 8, 8]);
     assert.ok(e.problems.every((p) => p.column !== undefined && p.column >= 1));
   });
 

@@ -2,12 +2,13 @@
 // inside a network namespace of the test's own or, for tests that need no
 // root, in the current one. Logs are parsed from its JSON stdout.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Netns } from './netns.js';
+import { waitInList } from './wait.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const MAIN = join(ROOT, 'dist/main.js');
@@ -21,6 +22,13 @@ export interface MasterOptions {
   readonly yaml: string;
   readonly ns?: Netns;
   readonly env?: Record<string, string>;
+  /** Run the master as this user (the test must be root); its directory is handed to it. */
+  readonly uid?: number;
+  readonly gid?: number;
+  /** A command the master runs under, e.g. ['setpriv', '--reuid=65534', ...]: it is followed by node and its arguments. */
+  readonly wrapper?: readonly string[];
+  /** Owner of the test directory and the configuration file, for a master that is not root. */
+  readonly owner?: { readonly uid: number; readonly gid: number };
   /** Where the yaml's own `control: { socket }` puts the socket (default: control.sock in the test's directory). */
   readonly controlSocket?: string;
 }
@@ -37,11 +45,14 @@ export class MasterProcess {
     readonly configFile: string,
     private readonly ns: Netns | undefined,
     env: Record<string, string>,
+    private readonly account: { uid?: number; gid?: number } = {},
+    private readonly wrapper: readonly string[] = [],
     private readonly socketPath = join(dir, 'control.sock'),
   ) {
-    const args = [MAIN, 'start', '-c', configFile];
-    const opts = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], env: { ...process.env, HANDOVER_LOG_PRETTY: '0', ...env } };
-    this.child = ns ? ns.spawn(process.execPath, args, opts) : spawn(process.execPath, args, opts);
+    const node = [process.execPath, MAIN, 'start', '-c', configFile];
+    const [command, ...args] = [...wrapper, ...node] as [string, ...string[]];
+    const opts = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], env: { ...process.env, HANDOVER_LOG_PRETTY: '0', ...env }, ...account };
+    this.child = ns ? ns.spawn(command, args, opts) : spawn(command, args, opts);
     let buffered = '';
     this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
       buffered += chunk;
@@ -69,7 +80,13 @@ export class MasterProcess {
     const configFile = join(dir, 'handover.yaml');
     const control = `control: { socket: ${join(dir, 'control.sock')} }\n`;
     writeFileSync(configFile, options.yaml.includes('control:') ? options.yaml : options.yaml + control);
-    return new MasterProcess(dir, configFile, options.ns, options.env ?? {}, options.controlSocket);
+    const account: { uid?: number; gid?: number } = options.uid === undefined ? {} : { uid: options.uid, gid: options.gid ?? options.uid };
+    const owner = options.owner ?? (account.uid === undefined ? undefined : { uid: account.uid, gid: account.gid ?? account.uid });
+    if (owner) {
+      chownSync(dir, owner.uid, owner.gid);
+      chownSync(configFile, owner.uid, owner.gid);
+    }
+    return new MasterProcess(dir, configFile, options.ns, options.env ?? {}, account, options.wrapper, options.controlSocket);
   }
 
   /**
@@ -78,7 +95,7 @@ export class MasterProcess {
    * directory they share.
    */
   again(env: Record<string, string> = {}): MasterProcess {
-    return new MasterProcess(this.dir, this.configFile, this.ns, env, this.socketPath);
+    return new MasterProcess(this.dir, this.configFile, this.ns, env, this.account, this.wrapper, this.socketPath);
   }
 
   get pid(): number {
@@ -88,27 +105,15 @@ export class MasterProcess {
 
   /** Waits for a log line matching `match`, at most `timeoutMs`. */
   waitForLog(match: (line: LogLine) => boolean, timeoutMs = 15_000, from = 0): Promise<LogLine> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        const found = this.logs.slice(from).find(match);
-        if (found) {
-          done();
-          resolve(found);
-        } else if (this.child.exitCode !== null || this.child.signalCode !== null) {
-          done();
-          reject(new Error(`master exited before the expected log line; stderr: ${this.stderr.trim()}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`no matching log line within ${timeoutMs} ms; last lines:\n${this.logs.slice(-10).map((l) => JSON.stringify(l)).join('\n')}\nstderr: ${this.stderr}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-      check();
+    return waitInList({
+      items: this.logs,
+      from,
+      match,
+      child: this.child,
+      waiters: this.waiters,
+      timeoutMs,
+      exited: () => `master exited before the expected log line; stderr: ${this.stderr.trim()}`,
+      late: () => `no matching log line within ${timeoutMs} ms; last lines:\n${this.logs.slice(-10).map((l) => JSON.stringify(l)).join('\n')}\nstderr: ${this.stderr}`,
     });
   }
 

@@ -125,8 +125,11 @@ describe('kernel facts (FACTS.md), each in a network namespace of its own', () =
     const r = await probe(0, 'spin');
     t.diagnostic(JSON.stringify(r));
     assert.ok(Number(r.cpuIdle) < 0.2, `idle worker used ${r.cpuIdle} of a core`);
-    // ~0.9–1.0 measured on an idle 2-core machine; the bar is low so that a busy machine does not flake.
-    assert.ok(Number(r.cpuAfterShutdown) > 0.3, `worker used ${r.cpuAfterShutdown} of a core after the shutdown`);
+    // ~0.9–1.0 of a core measured on an idle 2-core machine, but a busy machine
+    // gives a spinning process only its share: compare with the same worker
+    // idle and after it closed its server (~0.001), not with a fixed bar.
+    const quiet = Math.max(Number(r.cpuIdle), Number(r.cpuAfterClose), 0.005);
+    assert.ok(Number(r.cpuAfterShutdown) > 10 * quiet && Number(r.cpuAfterShutdown) > 0.05, `worker used ${r.cpuAfterShutdown} of a core after the shutdown (${quiet} when quiet)`);
     assert.equal(r.errorEvents, 0, "no 'error' event tells the worker");
     assert.ok(Number(r.cpuAfterClose) < 0.2, `worker used ${r.cpuAfterClose} of a core after closing its server`);
   });

@@ -13,6 +13,7 @@ import { loadConfig, type Config } from '../../src/config/index.js';
 import { createLogger } from '../../src/log/logger.js';
 import { Generation, retireAll } from '../../src/master/generation.js';
 import type { HandoffStrategy } from '../../src/master/handoff/strategy.js';
+import { NO_HOOKS } from '../../src/master/lifecycle.js';
 import { ReloadOperation, type ReloadHost } from '../../src/master/reload-operation.js';
 import { createGeneration, spawnWorker, type Groups } from '../../src/master/spawn.js';
 import { listenerSpec, openListener, socketAddress } from '../../src/net/index.js';
@@ -109,7 +110,7 @@ describe('after the commit nothing throws', () => {
       let committed: Generation | undefined;
       let active: Generation | undefined = old;
       const host: ReloadHost = {
-        log, config, stopping: false,
+        log, config, stopping: false, hooks: NO_HOOKS,
         get active() { return active; },
         probeKernel: () => ({ tcpMigrateReq: 0, probedAt: 0 }),
         strategyFor: () => broken,

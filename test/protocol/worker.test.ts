@@ -5,7 +5,7 @@ import { envelope, ENVELOPE_KEY, openEnvelope, parseMasterMessage, parseWorkerMe
 
 const start = {
   type: 'start', generation: 2, index: 0, app: '/srv/app.js', drainTimeoutMs: 1000, heartbeatMs: 1000,
-  listeners: [{ fd: 4, address: '127.0.0.1:8080', backlog: 511 }, { fd: 5, address: '[::]:443', backlog: 16, tls: { cert: 'C', key: 'K' } }],
+  listeners: [{ fd: 4, address: '127.0.0.1:8080', backlog: 511 }, { fd: 5, address: '[::]:443', backlog: 16, tls: { cert: 'C', key: 'K', sni: [], http2: false } }],
 };
 
 describe('protocol', () => {

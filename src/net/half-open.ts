@@ -1,0 +1,84 @@
+// Half-open requests on a port: handshakes the kernel has answered with a
+// SYN-ACK but whose final ACK has not arrived (NEW_SYN_RECV requests,
+// listed as SYN_RECV in /proc/<pid>/net/tcp and tcp6). They belong to one
+// listener, but /proc does not say which, and TCP_INFO does not count them;
+// so the drain strategy notes the 4-tuples present when it steered new SYNs
+// away and waits until those are gone (completed into an accept queue, or
+// expired) before it shuts the old listeners down. Read the tables of the
+// master's own network namespace: pass its pid, or leave the default.
+
+import { readTcpTable, TCP_SYN_RECV } from './tcp-table.js';
+import type { TcpTableEntry } from './tcp-table.js';
+
+/** How often a wait re-reads the tables: each read scans every TCP socket of the namespace. */
+export const HALF_OPEN_POLL_MS = 25;
+
+const tuple = (e: TcpTableEntry): string =>
+  e.family === 4
+    ? `${e.localHost}:${e.localPort} ${e.remoteHost}:${e.remotePort}`
+    : `[${e.localHost}]:${e.localPort} [${e.remoteHost}]:${e.remotePort}`;
+
+function synRecvOn(port: number, pid: number | 'self'): TcpTableEntry[] {
+  return readTcpTable(pid).filter((e) => e.state === TCP_SYN_RECV && e.localPort === port);
+}
+
+/** SYN_RECV rows on local `port` (both families): an upper bound of the half-open requests a cutover there can lose. */
+export function countSynRecv(port: number, pid: number | 'self' = 'self'): number {
+  return synRecvOn(port, pid).length;
+}
+
+export interface HalfOpenWait {
+  /** True when every captured request was gone before the deadline. */
+  readonly gone: boolean;
+  /** Captured requests still half-open at the end. */
+  readonly remaining: number;
+  readonly waitedMs: number;
+}
+
+/** The half-open requests on a port at one moment, to be checked again later. */
+export class HalfOpenSnapshot {
+  readonly port: number;
+  readonly pid: number | 'self';
+  /** "local remote" 4-tuples, e.g. `127.0.0.1:8080 127.0.0.1:51234`. */
+  readonly tuples: ReadonlySet<string>;
+  readonly takenAt: number;
+
+  private constructor(port: number, pid: number | 'self', tuples: ReadonlySet<string>) {
+    this.port = port;
+    this.pid = pid;
+    this.tuples = tuples;
+    this.takenAt = Date.now();
+  }
+
+  /** Notes the SYN_RECV 4-tuples on `port` now. */
+  static capture(port: number, pid: number | 'self' = 'self'): HalfOpenSnapshot {
+    return new HalfOpenSnapshot(port, pid, new Set(synRecvOn(port, pid).map(tuple)));
+  }
+
+  get size(): number {
+    return this.tuples.size;
+  }
+
+  /** The captured 4-tuples still in SYN_RECV now. */
+  remaining(): string[] {
+    if (this.tuples.size === 0) return [];
+    const now = new Set(synRecvOn(this.port, this.pid).map(tuple));
+    return [...this.tuples].filter((t) => now.has(t));
+  }
+
+  /**
+   * Resolves once none of the captured requests is half-open, or at
+   * `deadlineMs` from now, whichever comes first; `signal` ends it early
+   * (reported as not gone).
+   */
+  async waitGone(deadlineMs: number, signal?: AbortSignal): Promise<HalfOpenWait> {
+    const start = Date.now();
+    for (;;) {
+      const remaining = this.remaining().length;
+      const waitedMs = Date.now() - start;
+      if (remaining === 0) return { gone: true, remaining, waitedMs };
+      if (waitedMs >= deadlineMs || signal?.aborted === true) return { gone: false, remaining, waitedMs };
+      await new Promise((resolve) => setTimeout(resolve, Math.min(HALF_OPEN_POLL_MS, deadlineMs - waitedMs)));
+    }
+  }
+}
