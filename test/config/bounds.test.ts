@@ -146,6 +146,15 @@ describe('filesystem errors on configured paths are located', () => {
     hasProblem(problemsOf(() => loadConfig(file)).lines, file, 1, 'app: app file is a directory, not a file');
   });
 
+  test('cwd: a symlink loop, a file', () => {
+    const loop = join(tmp, 'cwd-loop');
+    symlinkSync(loop, loop);
+    let file = write(`${MINIMAL}cwd: cwd-loop\n`);
+    hasProblem(problemsOf(() => loadConfig(file)).lines, file, 4, `cwd: directory cannot be reached: ELOOP`);
+    file = write(`${MINIMAL}cwd: app.js\n`);
+    hasProblem(problemsOf(() => loadConfig(file)).lines, file, 4, `cwd: not a directory: ${join(tmp, 'app.js')}`);
+  });
+
   test('TLS files: a symlink loop and a directory', () => {
     const loop = join(tmp, 'loop.crt');
     symlinkSync(loop, loop);
