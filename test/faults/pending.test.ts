@@ -15,7 +15,7 @@ const URL_ = `http://127.0.0.1:${PORT}/`;
 const RUN_PENDING = process.env['HANDOVER_PENDING'] === '1';
 /** Which cases still wait for a fix, and for what. */
 const PENDING: Record<string, string> = {
-  emfile: 'a spawn that fails with EMFILE leaks one descriptor (Node 20 child_process does not close the IPC pipe on that path)',
+  emfile: 'a spawn that fails with EMFILE leaks its pipes (Node 20 child_process does not close them on that path)',
 };
 const pending = (name: string): { skip: string | false } => ({ skip: RUN_PENDING || !PENDING[name] ? false : `${PENDING[name]} (HANDOVER_PENDING=1 runs it)` });
 
