@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { listenerSpec, openListeners, socketAddress, type Listener } from '../src/net/index.js';
-import { FIRST_LISTENER_FD, type MasterMessage } from '../src/protocol/worker.js';
+import { envelope, FIRST_LISTENER_FD, openEnvelope, type MasterMessage } from '../src/protocol/worker.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** The build under test: dist/ unless --dist names another (to compare two builds). */
@@ -39,7 +39,7 @@ const SETTLE_MS = 50;
 const LOG_TAIL = 20;
 
 /** The minimal IPC child: Node's own start-up plus the IPC channel, nothing of handover. */
-const FLOOR_SCRIPT = "process.once('message', () => process.send({ type: 'ready' }))";
+const FLOOR_SCRIPT = `process.once('message', () => process.send(${JSON.stringify(envelope({ type: 'ready' }))}))`;
 
 interface Options {
   readonly reloads: number;
@@ -163,7 +163,8 @@ async function bareWorker(app: string, env: NodeJS.ProcessEnv, floor = false): P
     });
     const ready = new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`bare worker not ready within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
-      child!.on('message', (msg: { type?: string; error?: { message?: string } }) => {
+      child!.on('message', (raw: unknown) => {
+        const msg = (openEnvelope(raw) ?? {}) as { type?: string; error?: { message?: string } };
         if (msg.type === 'ready') {
           clearTimeout(timer);
           resolve(performance.now() - started);
@@ -187,7 +188,7 @@ async function bareWorker(app: string, env: NodeJS.ProcessEnv, floor = false): P
       drainTimeoutMs: 1000,
       heartbeatMs: 1000,
     };
-    child.send(start);
+    child.send(envelope(start));
     try {
       return await ready;
     } finally {

@@ -21,6 +21,7 @@ import type { CutoverFigures, HandoffContext, HandoffStrategy } from './handoff/
 import { resolveIdentity, type Identity } from './identity.js';
 import type { KernelState } from './kernel-state.js';
 import type { LifecycleHooks } from './lifecycle.js';
+import type { MasterMetrics } from '../metrics/index.js';
 import { planListeners, type ListenerPlan } from './reload-plan.js';
 import { reloadTls, rotateInPlace } from './tls-rotation.js';
 import { exitedOrKilled, type WorkerExit } from './worker-handle.js';
@@ -33,6 +34,8 @@ export interface ReloadHost {
   readonly stopping: boolean;
   /** Told when each reload starts, has read its configuration, and ends (sd_notify RELOADING/READY, the watchdog's deadline). */
   readonly hooks: LifecycleHooks;
+  /** Where reload reports and drain figures are counted, when metrics are on. */
+  readonly metrics: MasterMetrics | undefined;
   probeKernel(config: Config): KernelState;
   /** The implementation of a strategy (it may need the master's reuseport groups). */
   strategyFor(name: EffectiveStrategy): HandoffStrategy;
@@ -238,6 +241,7 @@ export class ReloadOperation {
       killed: workers.reduce((n, w) => n + (w.drainResult?.killed ?? 0), 0) + killedByMaster,
       durationMs: monotonic() - started,
     };
+    this.host.metrics?.recordDrain(report.drain);
     this.host.log.info({ reload: report.id, generation: old.id, drain: report.drain }, `generation ${old.id} drained`);
   }
 
@@ -259,6 +263,7 @@ export class ReloadOperation {
   private warnings(current: Config, config: Config, strategyWarning: string | undefined, plans: readonly ListenerPlan[]): string[] {
     const warnings: string[] = [...config.warnings];
     if (config.controlSocket !== current.controlSocket) warnings.push('control.socket changes take effect at the next start');
+    if (config.metrics?.listen.text !== current.metrics?.listen.text) warnings.push('metrics.listen changes take effect at the next start');
     if (strategyWarning) warnings.push(strategyWarning);
     for (const p of plans) {
       if (p.action === 'replace') warnings.push(`${p.address}: listener settings changed; its old workers accept what is queued on it, then it closes (not handed over)`);

@@ -102,6 +102,7 @@ export class Reloader {
   private record(report: ReloadReport): void {
     this.kept.push(report);
     if (this.kept.length > REPORTS_KEPT) this.kept.shift();
+    this.host.metrics?.recordReload(report);
     const level = report.result === 'ok' ? 'info' : report.result === 'refused' ? 'warn' : 'error';
     const what =
       report.tls?.rotate === 'in-place'

@@ -30,6 +30,8 @@ export interface StopHost {
   stopHeartbeats(): void;
   /** The mode in force now: a fast stop may take over a graceful one. */
   readonly mode: StopMode | undefined;
+  /** Connections queued when the listeners closed for good: nothing to migrate to. */
+  lostAtStop(count: number): void;
 }
 
 /** Runs a stop to its end; resolves false when a fast stop took over (it finishes the job). */
@@ -49,7 +51,7 @@ export async function runStop(host: StopHost, mode: StopMode): Promise<boolean> 
   if (mode === 'graceful') {
     await Promise.all(generations.flatMap((g) => g.liveWorkers().map((w) => w.drain(g.config.reload.drainTimeoutMs, DRAIN_ACK_TIMEOUT_MS))));
   }
-  retireEverything(generations, log);
+  host.lostAtStop(retireEverything(generations, log));
   if (mode === 'fast') for (const w of workers) w.kill('SIGTERM');
   await Promise.all(
     generations.map((g) =>
@@ -64,7 +66,8 @@ export async function runStop(host: StopHost, mode: StopMode): Promise<boolean> 
   return host.mode === mode;
 }
 
-function retireEverything(generations: readonly Generation[], log: Logger): void {
+/** Releases every listener; returns the connections still queued on them (lost). */
+function retireEverything(generations: readonly Generation[], log: Logger): number {
   let lost = 0;
   try {
     lost = queuedOn(generations.flatMap((g) => g.listeners()));
@@ -74,4 +77,5 @@ function retireEverything(generations: readonly Generation[], log: Logger): void
   retireAll(generations.flatMap((g) => g.listeners()), log, 0);
   for (const g of generations) for (const s of g.slots) s.listeners = [];
   if (lost > 0) log.warn({ lost }, `${lost} queued connections had no listener left to migrate to`);
+  return lost;
 }

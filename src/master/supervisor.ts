@@ -16,6 +16,7 @@ import { specsOf, type Generation, type Slot } from './generation.js';
 import { strategyFor } from './handoff/strategies.js';
 import type { HandoffStrategy } from './handoff/strategy.js';
 import { resolveIdentity, type Identity } from './identity.js';
+import { closeMetrics, masterView, openMetrics, type OpenMetrics } from './metrics-view.js';
 import { NO_HOOKS, type LifecycleHooks } from './lifecycle.js';
 import { probeKernel, type KernelState } from './kernel-state.js';
 import type { ReloadHost } from './reload-operation.js';
@@ -78,6 +79,8 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
   private kernelState: KernelState;
   private handoff: HandoffStrategy;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  /** The Prometheus registry and its endpoint, when `metrics.listen` is set. */
+  private metricsEndpoint: OpenMetrics | undefined;
   private resolveExit!: (code: number) => void;
   /** Resolves with the process exit code once the master has stopped. */
   readonly done = new Promise<number>((resolve) => (this.resolveExit = resolve));
@@ -124,6 +127,10 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
     return this.handoff;
   }
 
+  get metrics(): OpenMetrics['metrics'] | undefined {
+    return this.metricsEndpoint?.metrics;
+  }
+
   get stopDelayMs(): number {
     return this.currentConfig.stopDelayMs;
   }
@@ -152,7 +159,10 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
       else if (tcpMigrateReq !== 1) {
         this.log.info(`net.ipv4.tcp_migrate_req is ${tcpMigrateReq ?? 'absent'}: reloads use ${choice.strategy}; for kernel migration ${SYSCTL_HINT}`);
       }
-      if (config.metrics) this.log.warn('metrics: the Prometheus endpoint is not available in this version; metrics.listen is ignored');
+      if (config.metrics) {
+        const view = masterView({ generations: () => this.generations(), active: () => this.current, stopping: () => this.stopping });
+        this.metricsEndpoint = await openMetrics(config.metrics.listen, view, this.log);
+      }
       const tls = loadTlsMaterial(config);
       for (const w of tlsWarnings(tls, config.tls.warnBeforeMs)) this.log.warn(w);
       generation = createGeneration(this.nextGeneration++, config, this.identity, tls, new Map(), this.groups);
@@ -163,6 +173,7 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
     } catch (err) {
       if (generation) await this.abortStart(generation);
       await this.control.close();
+      await closeMetrics(this.metricsEndpoint);
       throw new StartError(err instanceof Error ? err.message : String(err));
     } finally {
       this.booting = undefined;
@@ -248,6 +259,9 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
 
   watchExit(generation: Generation, slot: Slot, worker: WorkerHandle): void {
     worker.once('exit', (exit) => this.dispatch({ type: 'worker-exit', generation, slot, worker, exit }));
+    worker.on('metrics', (message) => {
+      if (worker.pid !== undefined) this.metrics?.recordRequests(worker.pid, generation.id, message);
+    });
   }
 
   respawnLater(generation: Generation, slot: Slot, delayMs: number): NodeJS.Timeout {
@@ -301,6 +315,7 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
       { generation: generation.id, worker: slot.index, workerPid: worker.pid, code: exit.code, signal: exit.signal, reason: exit.reason },
       `worker ${slot.index} (${worker.who}) ${exit.detail}`,
     );
+    this.metrics?.recordWorkerExit(exit.reason);
     if (slot.worker === worker) slot.worker = undefined;
     // A worker of the generation being built: its socket must not wait in
     // LISTEN for the rollback (its queue migrates to a live listener now),
@@ -344,6 +359,10 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
     clearInterval(this.heartbeatTimer);
   }
 
+  lostAtStop(count: number): void {
+    if (count > 0) this.metrics?.recordDropped('closed_without_migration', count);
+  }
+
   reloadSettled(): Promise<void> {
     return this.reloads.settled();
   }
@@ -365,6 +384,7 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
     this.watcher = undefined;
     if (!(await runStop(this, mode))) return; // a fast stop took over and finishes the job
     await this.control.close();
+    await closeMetrics(this.metricsEndpoint);
     this.log.info('stopped');
     this.resolveExit(0);
   }

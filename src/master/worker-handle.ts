@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../log/logger.js';
+import type { HttpMetricsMessage } from '../protocol/http-metrics.js';
 import {
   envelope,
   FIRST_LISTENER_FD,
@@ -80,7 +81,7 @@ export class WorkerStartError extends Error {
 
 type KillReason = 'killed' | 'heartbeat';
 
-export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [WorkerState]; drained: [unknown] }> {
+export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [WorkerState]; drained: [unknown]; metrics: [HttpMetricsMessage] }> {
   readonly generation: number;
   readonly index: number;
   /** Undefined when the process could not be created. */
@@ -323,6 +324,9 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
         this.emit('drained', msg);
         break;
       case 'heartbeat':
+        break;
+      case 'metrics':
+        this.emit('metrics', msg);
         break;
     }
   }

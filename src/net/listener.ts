@@ -6,8 +6,8 @@
 
 import type { SocketAddress } from '../config/types.js';
 import {
-  bind, close, constants as C, getsockname, isListening, isSyscallError, setsockoptInt, shutdown,
-  socket, socketAddress, tcpInfoQueue,
+  bind, close, constants as C, getsockname, isListening, isSyscallError, listeningQueue, setsockoptInt, shutdown,
+  socket, socketAddress, socketDrops,
 } from '../sys/index.js';
 import type { AcceptQueue } from '../sys/index.js';
 import type { ListenerSpec } from './spec.js';
@@ -73,7 +73,12 @@ export class Listener {
 
   /** Accept-queue length and backlog (TCP_INFO), or null when not in LISTEN. */
   queue(): AcceptQueue | null {
-    return this.isListening() ? tcpInfoQueue(this.fd, this.#target()) : null;
+    return listeningQueue(this.fd, this.#target());
+  }
+
+  /** Listen drops on this socket so far (SO_MEMINFO): SYNs and handshakes the kernel dropped, a full queue included. */
+  drops(): number {
+    return socketDrops(this.fd, this.#target());
   }
 
   /**

@@ -113,6 +113,10 @@ export interface WorkerStatus {
   readonly uptimeMs: number;
   readonly restarts: number;
   readonly nextAttemptInMs?: number;
+  /** CPU time (user + system) of the live worker process, seconds (/proc/<pid>/stat). */
+  readonly cpuSeconds?: number;
+  /** Resident memory of the live worker process, bytes (/proc/<pid>/statm). */
+  readonly rssBytes?: number;
 }
 
 export interface GenerationStatus {

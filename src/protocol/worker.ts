@@ -5,6 +5,7 @@
 // Validated by hand (fields.ts), not with zod: a worker loads this on every
 // spawn, and zod cost ~60 ms of CPU per worker start (bench/), a third of a reload.
 import { int, num, object, ProtocolError, str, strings } from './fields.js';
+import { parseHttpMetrics, type HttpMetricsMessage } from './http-metrics.js';
 import { parseTicketKey, parseTlsRotate, parseWorkerTls, type TlsRotateMessage, type WorkerTls } from './tls.js';
 
 export { ProtocolError };
@@ -76,7 +77,8 @@ export type WorkerMessage =
   | { readonly type: 'failed'; readonly phase: FailurePhase; readonly error: ErrorInfo }
   | AckMessage
   | { readonly type: 'heartbeat' }
-  | { readonly type: 'drained'; readonly connections: number; readonly killed: number; readonly durationMs: number };
+  | { readonly type: 'drained'; readonly connections: number; readonly killed: number; readonly durationMs: number }
+  | HttpMetricsMessage;
 
 /**
  * Why a worker ended, as the master classifies it: bounded, so usable as a
@@ -151,6 +153,11 @@ export function parseWorkerMessage(raw: unknown): WorkerMessage {
     }
     case 'drained':
       return { type: 'drained', connections: int(o, 'connections'), killed: int(o, 'killed'), durationMs: num(o, 'durationMs') };
+    case 'metrics': {
+      const metrics = parseHttpMetrics(o);
+      if (typeof metrics === 'string') throw new ProtocolError(metrics);
+      return metrics;
+    }
     default:
       throw new ProtocolError(`unknown message type ${JSON.stringify(o['type'])}`);
   }

@@ -20,6 +20,9 @@ export const SO_ATTACH_REUSEPORT_CBPF = 51;
 export const SO_ATTACH_REUSEPORT_EBPF = 52;
 export const SO_DETACH_REUSEPORT_BPF = 68;
 export const SO_COOKIE = 57;
+export const SO_MEMINFO = 55;
+/** Index of SK_MEMINFO_DROPS in SO_MEMINFO's u32 array (linux/sock_diag.h); for a listener, its listen drops. */
+export const SK_MEMINFO_DROPS = 8;
 export const SO_PEERCRED = 17;
 /** struct ucred: pid, uid, gid, each 32 bits. */
 export const UCRED_SIZE = 12;
@@ -36,6 +39,8 @@ export const TCP_INFO = 11;
 export const TCPI_UNACKED_OFFSET = 24; // current accept-queue length
 export const TCPI_SACKED_OFFSET = 28; // backlog (sk_max_ack_backlog)
 export const TCP_INFO_SIZE = 256;
+/** tcpi_state of a socket in LISTEN (TCP_LISTEN in the kernel's tcp_states.h). */
+export const TCP_LISTEN_STATE = 10;
 
 export const SHUT_RD = 0;
 export const SHUT_WR = 1;
@@ -47,6 +52,9 @@ export const FD_CLOEXEC = 1;
 
 export const MSG_DONTWAIT = 0x40;
 export const MSG_NOSIGNAL = 0x4000;
+/** sysconf(3) names (glibc and musl agree). */
+export const SC_CLK_TCK = 2;
+export const SC_PAGESIZE = 30;
 
 export const PR_SET_PDEATHSIG = 1;
 export const PR_GET_PDEATHSIG = 2;

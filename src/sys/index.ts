@@ -5,11 +5,11 @@ export { SyscallError, errnoName, errnoNumber, isSyscallError } from './errno.js
 export { libcName } from './libc.js';
 export {
   bind, close, dupCloexec, getsockname, getsockoptBuffer, getsockoptInt, isCloexec, isListening,
-  listen, setsockoptInt, shutdown, socket, socketCookie, tcpInfoQueue,
+  listen, listeningQueue, setsockoptInt, shutdown, socket, socketCookie, socketDrops, tcpInfoQueue,
 } from './socket.js';
 export type { AcceptQueue } from './socket.js';
 export { addressText, encodeSockaddr, formatIPv4, formatIPv6, socketAddress } from './sockaddr.js';
-export { getppid, prctlGetPdeathsig, prctlSetPdeathsig, reapChild, setpgid } from './process.js';
+export { clockTicksPerSecond, getppid, pageSize, prctlGetPdeathsig, prctlSetPdeathsig, reapChild, setpgid } from './process.js';
 export { bindUnix, encodeSockaddrUn, receiveDatagram, sendDatagram, unixDatagramSocket } from './unix.js';
 export { monotonicMicros } from './clock.js';
 export {

@@ -1,7 +1,7 @@
 // Process-level calls the worker runtime needs and Node does not offer.
 
 import { constants } from 'node:os';
-import { PR_GET_PDEATHSIG, PR_SET_PDEATHSIG } from './constants.js';
+import { PR_GET_PDEATHSIG, PR_SET_PDEATHSIG, SC_CLK_TCK, SC_PAGESIZE } from './constants.js';
 import { call, check, DataType, libc } from './libc.js';
 
 function signalNumber(signal: number | NodeJS.Signals): number {
@@ -51,4 +51,25 @@ export function reapChild(pid: number): boolean {
   const r = libc().waitpid([pid, Buffer.alloc(4), WNOHANG]);
   if (r.value === -1 && r.errnoCode !== ECHILD) check(r, 'waitpid', `pid ${pid}`);
   return r.value === pid;
+}
+
+const sysconfCache = new Map<number, number>();
+
+function sysconf(name: number, what: string): number {
+  let value = sysconfCache.get(name);
+  if (value === undefined) {
+    value = check(call('sysconf', [DataType.I32], [name]), 'sysconf', what);
+    sysconfCache.set(name, value);
+  }
+  return value;
+}
+
+/** Clock ticks per second, the unit of the CPU times in /proc/<pid>/stat. */
+export function clockTicksPerSecond(): number {
+  return sysconf(SC_CLK_TCK, '_SC_CLK_TCK');
+}
+
+/** Bytes per page, the unit of /proc/<pid>/statm. */
+export function pageSize(): number {
+  return sysconf(SC_PAGESIZE, '_SC_PAGESIZE');
 }

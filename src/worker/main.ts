@@ -19,6 +19,7 @@ import {
 } from '../protocol/worker.js';
 import { loadApp, type App, type AppContext } from './app.js';
 import { ConnectionTracker, drain, type DrainResult } from './drain.js';
+import { countRequests } from './http-metrics.js';
 import { InheritedListeners, waitForListening } from './inherited.js';
 import type { TlsRotateMessage } from '../protocol/tls.js';
 import { dropPrivileges } from './privileges.js';
@@ -73,6 +74,7 @@ const PHASE: Record<State, FailurePhase> = {
 /** Every server that is given an inherited socket, the app's or ours, passes here once per address. */
 function track(address: string, listening: Server, http: Server): void {
   trackers.push(new ConnectionTracker(address, listening, http));
+  countRequests(http);
   servers.set(address, http);
 }
 

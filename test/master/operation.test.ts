@@ -110,7 +110,7 @@ describe('after the commit nothing throws', () => {
       let committed: Generation | undefined;
       let active: Generation | undefined = old;
       const host: ReloadHost = {
-        log, config, stopping: false, hooks: NO_HOOKS,
+        log, config, stopping: false, hooks: NO_HOOKS, metrics: undefined,
         get active() { return active; },
         probeKernel: () => ({ tcpMigrateReq: 0, probedAt: 0 }),
         strategyFor: () => broken,

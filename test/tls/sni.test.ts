@@ -85,13 +85,16 @@ describe('SNI, client certificates and tickets', () => {
     assert.deepEqual(report?.tls.certificates.map((c) => [c.name, c.serial]), [['*', '9001'], ['a.test', next.serial], ['b.test', '9003'], ['*.w.test', '9004'], ['*', '9001']]);
     // The Kubernetes-style store of b.test, too.
     const b2 = named('b.test', ['b.test']);
+    const fromB = master.logs.length;
     await stores.b.replace(b2);
     await servedBy({ port, ca: ca.certPem, servername: 'b.test' }, b2.serial);
     assert.equal(await serialAt(port, 'a.test'), next.serial);
+    // Served once the new workers listen; the old ones stop at the cutover, which the report follows.
+    await master.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('reload '), 10_000, fromB);
   });
 
   it('a ticket from one worker resumes on another worker of the generation, not on the next generation', { timeout: 30_000 }, async (t) => {
-    const { port } = await serve();
+    const { master, port } = await serve();
     const resumed = await resumeAcrossWorkers({ port, ca: ca.certPem, servername: 'a.test' });
     t.diagnostic(JSON.stringify(resumed));
     assert.equal(resumed.other, true, 'resumed on a different worker pid of the same generation');
@@ -99,8 +102,10 @@ describe('SNI, client certificates and tickets', () => {
     // A ticket of this generation, presented to the next one: a full handshake.
     const ticket = (await ask({ port, ca: ca.certPem, servername: 'a.test' })).session;
     const next = named('a.test', ['a.test']);
+    const from = master.logs.length;
     await stores.a.replace(next);
     await servedBy({ port, ca: ca.certPem, servername: 'a.test' }, next.serial);
+    await master.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('reload '), 10_000, from);
     const later = await ask({ port, ca: ca.certPem, servername: 'a.test', ...(ticket ? { session: ticket } : {}) });
     assert.equal(later.reused, false, 'the previous generation\'s ticket is not accepted');
     assert.equal(later.serial, next.serial);
