@@ -25,6 +25,8 @@ const PROBE_TIMEOUT_MS = 1_000;
 const REQUEST_TIMEOUT_MS = 5_000;
 /** Control connections open at once (held `stop` callers included); more are closed on accept. */
 export const MAX_CONTROL_CONNECTIONS = 64;
+/** How long a `stop` caller gets to close its end once the master closes the socket. */
+const CLOSE_GRACE_MS = 1_000;
 /** At most one log line per this interval about refused peers, with a count of the rest. */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
 /** While the socket is bound: the file gets 0600, new directories 0700. */
@@ -42,7 +44,10 @@ export class ControlSocketError extends Error {
 export class ControlServer {
   private server: Server | undefined;
   private lock: ControlLock | undefined;
+  /** `stop` callers waiting for the master to exit: ended (not cut) at close. */
   private readonly held = new Set<Socket>();
+  /** Every open control connection, so that close() never waits on one. */
+  private readonly open = new Set<Socket>();
   private readonly uid = process.geteuid?.() ?? 0;
   private refusals = { logged: 0, since: 0 };
 
@@ -133,6 +138,8 @@ export class ControlServer {
   }
 
   private accept(socket: Socket): void {
+    this.open.add(socket);
+    socket.once('close', () => this.open.delete(socket));
     const peer = peerOf(socket, this.path);
     if (peer instanceof Error || (peer.uid !== this.uid && peer.uid !== 0)) {
       this.refuse(socket, peer);
@@ -184,6 +191,10 @@ export class ControlServer {
     const why = peer instanceof Error ? `cannot identify the peer: ${peer.message}` : `uid ${peer.uid} may not control this master (uid ${this.uid})`;
     socket.on('error', () => {});
     socket.end(`${JSON.stringify({ ok: false, error: `permission denied: ${why}`, code: 'EACCES' } satisfies ControlResponse)}\n`);
+    // Read (and drop) what the peer sends, or its FIN is never seen and the
+    // connection never closes; and cut a peer that does not close.
+    socket.resume();
+    socket.setTimeout(REQUEST_TIMEOUT_MS, () => socket.destroy());
     const now = Date.now();
     this.refusals.since++;
     if (now - this.refusals.logged < REFUSAL_LOG_INTERVAL_MS) return;
@@ -201,7 +212,14 @@ export class ControlServer {
     } catch {
       /* already gone */
     }
-    for (const socket of this.held) socket.end();
+    for (const socket of this.open) {
+      if (!this.held.has(socket)) {
+        socket.destroy();
+        continue;
+      }
+      socket.end();
+      socket.setTimeout(CLOSE_GRACE_MS, () => socket.destroy());
+    }
     await new Promise<void>((resolve) => server.close(() => resolve()));
     this.lock?.release();
     this.lock = undefined;

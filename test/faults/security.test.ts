@@ -13,11 +13,13 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { HELLO, MAIN, MasterProcess, runCli } from '../harness/master.js';
+import { HELLO, MAIN, MasterProcess, runCli, sleep } from '../harness/master.js';
 import { needsRoot, Netns } from '../harness/netns.js';
 
 const PORT = 8080;
 const METRICS_PORT = 9469;
+/** A graceful stop with nothing in flight takes about a second. */
+const STOP_DEADLINE_MS = 5_000;
 const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
 
 interface Exchange {
@@ -179,6 +181,12 @@ describe('fault catalogue: security', () => {
       assert.ok(!everything.includes(secret), 'the env value appears nowhere');
       for (const line of keyBody) assert.ok(!everything.includes(line), 'no line of the private key appears');
       assert.ok(!everything.includes('PRIVATE KEY'), 'no PEM key block');
+
+      // After all of that (a refused peer among it), a graceful stop is prompt.
+      const stopping = Date.now();
+      master.signal('SIGTERM');
+      const exit = await Promise.race([master.exited, sleep(STOP_DEADLINE_MS).then(() => undefined)]);
+      assert.equal(exit?.code, 0, `the master stopped within ${STOP_DEADLINE_MS} ms of SIGTERM (took ${Date.now() - stopping} ms)`);
     } finally {
       await master.dispose();
       await ns.destroy();
