@@ -81,8 +81,9 @@ async function run(argv: readonly string[]): Promise<number> {
   if (said) note(said);
   switch (parsed.command) {
     case 'start': {
-      const [{ loadConfig }, { runMaster }] = await Promise.all([import('./config/load.js'), import('./master/run.js')]);
-      return runMaster(loadConfig(choice.file));
+      // Large files parse in a thread with a heap limit: a hostile file cannot balloon this process.
+      const [{ loadConfigAsync }, { runMaster }] = await Promise.all([import('./config/load-async.js'), import('./master/run.js')]);
+      return runMaster(await loadConfigAsync(choice.file));
     }
     case 'check': {
       const { check } = await import('./cli/check.js');

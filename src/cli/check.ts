@@ -1,6 +1,6 @@
 // `handover check`: the full validation of a configuration file, and with
 // --kernel what the kernel of this network namespace allows.
-import { ConfigError, loadConfig, type Config } from '../config/index.js';
+import { ConfigError, loadConfigAsync, type Config } from '../config/index.js';
 import { checkTls, describeTls } from '../tls/check.js';
 import type { TlsMaterial } from '../tls/material.js';
 import type { Output } from './commands.js';
@@ -11,7 +11,7 @@ export async function check(file: string, kernel: boolean, json: boolean, out: O
   let config: Config;
   let tls: ReadonlyMap<string, TlsMaterial>;
   try {
-    config = loadConfig(file);
+    config = await loadConfigAsync(file);
     tls = checkTls(config); // the validation start and reload run; throws ConfigError
   } catch (err) {
     if (!(json && err instanceof ConfigError)) throw err;
@@ -27,6 +27,7 @@ export async function check(file: string, kernel: boolean, json: boolean, out: O
       workers: config.workers,
       listen: config.listen.map((l) => ({ address: l.address.text, tls: l.tls !== undefined })),
       control: config.controlSocket,
+      ...(config.warnings.length > 0 ? { warnings: config.warnings } : {}),
       ...(tls.size > 0 ? { tls: describeTls(tls, config.tls.warnBeforeMs).map((line) => line.trim()) } : {}),
       ...(k ? { kernel: { ok: k.ok, requestedStrategy: config.reload.strategy, lines: k.lines.map((line) => line.trim()) } } : {}),
     };
@@ -39,6 +40,7 @@ export async function check(file: string, kernel: boolean, json: boolean, out: O
   out(`  listen:  ${config.listen.map((l) => l.address.text + (l.tls ? ' (tls)' : '')).join(', ')}`);
   out(`  control: ${config.controlSocket}`);
   for (const line of describeTls(tls, config.tls.warnBeforeMs)) out(line);
+  for (const w of config.warnings) out(`warning: ${w}`);
   if (!k) return 0;
   for (const line of k.lines) out(line);
   return k.ok ? 0 : 1;

@@ -84,28 +84,33 @@ export function ensureControlDir(dir: string, uid: number = currentUid()): void 
   } catch (err) {
     throw new Error(`control socket directory ${dir}: cannot create: ${errorCode(err)}`);
   }
+  const problem = controlDirProblem(dir, uid);
+  if (problem) throw new Error(problem);
+}
+
+/**
+ * Why an existing directory is not safe for the socket, or undefined (also
+ * when it does not exist yet: then it will be created 0700).
+ */
+export function controlDirProblem(dir: string, uid: number = currentUid()): string | undefined {
   let st;
   try {
     st = lstatSync(dir);
   } catch (err) {
-    throw new Error(`control socket directory ${dir}: cannot stat: ${errorCode(err)}`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    return `control socket directory ${dir}: cannot stat: ${errorCode(err)}`;
   }
-  if (st.isSymbolicLink()) {
-    throw new Error(`control socket directory ${dir} is a symbolic link; it must be a real directory`);
-  }
-  if (!st.isDirectory()) {
-    throw new Error(`control socket directory ${dir} is not a directory`);
-  }
-  if (st.uid !== uid) {
-    throw new Error(`control socket directory ${dir} is owned by uid ${st.uid}, not by us (uid ${uid})`);
-  }
+  if (st.isSymbolicLink()) return `control socket directory ${dir} is a symbolic link; it must be a real directory`;
+  if (!st.isDirectory()) return `control socket directory ${dir} is not a directory`;
+  if (st.uid !== uid) return `control socket directory ${dir} is owned by uid ${st.uid}, not by us (uid ${uid})`;
   const mode = st.mode & 0o777;
   if ((mode & 0o077) !== 0) {
-    throw new Error(
+    return (
       `control socket directory ${dir} has mode ${mode.toString(8).padStart(4, '0')}; ` +
-        'group and others must have no access (chmod 700, or RuntimeDirectoryMode=0700 under systemd)',
+      'group and others must have no access (chmod 700, or RuntimeDirectoryMode=0700 under systemd)'
     );
   }
+  return undefined;
 }
 
 function errorCode(err: unknown): string {

@@ -3,27 +3,33 @@
 // calls this on start and on every reload, and a reload must be refused with
 // a message a person can act on, so all problems are gathered in one pass.
 
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, isMap, isNode, isScalar, parseDocument, visit, type Document } from 'yaml';
 import type { z } from 'zod';
-import { defaultControlSocket, socketPathProblem } from './control-path.js';
+import { controlDir, controlDirProblem, defaultControlSocket, socketPathProblem } from './control-path.js';
 import { appModuleProblem, loaderProblem, loaders } from './app-module.js';
 import { autoWorkers } from './cpu-quota.js';
+import { controlSocketProblem, directoryProblem, FileProblem, readConfigText, referencedFileProblem } from './files.js';
+import { MAX_CONFIG_BYTES, MAX_PROBLEMS, WORKERS_PER_CPU_WARNING } from './limits.js';
 import { configSchema, knownKeys, type ConfigDocument } from './schema.js';
-import { ConfigError, type ConfigProblem } from './problems.js';
+import { checkStructure } from './structure.js';
+import { ConfigError, formatProblem, type ConfigProblem } from './problems.js';
 import type { Config, TlsFiles, TlsPairFiles } from './types.js';
 
 export { ConfigError, formatProblem, type ConfigProblem } from './problems.js';
 
-/** Reads and validates `file`. Throws ConfigError, also when the file cannot be read. */
+/**
+ * Reads and validates `file`. Throws ConfigError, also when the file cannot
+ * be read or is larger than MAX_CONFIG_BYTES. Synchronous: up to a few
+ * seconds of CPU for a 1 MiB file; the master reloads with loadConfigAsync.
+ */
 export function loadConfig(file: string): Config {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readConfigText(file);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? String(err);
-    throw new ConfigError([{ file, path: '', message: `cannot read: ${code}` }]);
+    if (!(err instanceof FileProblem)) throw err;
+    throw new ConfigError([{ file, ...err.at, path: '', message: err.message }]);
   }
   return parseConfig(text, file);
 }
@@ -71,14 +77,20 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /** Validates `text` as if read from `file`; relative paths in it are resolved against the file's directory. */
 export function parseConfig(text: string, file: string): Config {
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_CONFIG_BYTES) {
+    throw new ConfigError([{ file, line: 1, column: 1, path: '', message: `the text is ${bytes} bytes; a configuration may have at most ${MAX_CONFIG_BYTES} (1 MiB)` }]);
+  }
   const source = new Located(text, file);
   const { doc } = source;
   // Structure cannot be trusted after a syntax error, and schema complaints
   // about a half-parsed document would only bury the real mistake.
   if (doc.errors.length > 0) {
-    for (const e of doc.errors) source.addAt(e.pos[0], '', e.message);
+    for (const e of doc.errors) source.addAt(e.pos[0], '', syntaxMessage(e.message));
     throw source.error();
   }
+  const { tooDeep } = checkStructure(doc, (offset, path, message) => source.addAt(offset, dotted(path), message), (offset) => source.lineOf(offset));
+  if (tooDeep) throw source.error();
   let raw: unknown;
   try {
     raw = doc.toJS({ maxAliasCount: 100 });
@@ -95,7 +107,7 @@ export function parseConfig(text: string, file: string): Config {
 function validate(raw: unknown, source: Problems, file: string): Config {
   const result = configSchema.safeParse(raw);
   if (!result.success) {
-    for (const issue of result.error.issues) reportIssue(source, raw, issue);
+    for (const issue of byPriority(result.error.issues)) reportIssue(source, raw, issue);
   }
   const dir = dirname(resolve(file));
   checkReferencedFiles(source, raw, dir);
@@ -106,10 +118,39 @@ function validate(raw: unknown, source: Problems, file: string): Config {
     throw err;
   }
 
-  return deepFreeze(toConfig(result.data, resolve(file), dir, controlSocket));
+  return deepFreeze(toConfig(result.data, resolve(file), dir, controlSocket, warnings(source, result.data)));
 }
 
-function toConfig(d: ConfigDocument, file: string, dir: string, controlSocket: string): Config {
+/** What is allowed but probably a mistake; formatted like problems, for the master's log and `check`. */
+function warnings(source: Problems, d: ConfigDocument): string[] {
+  const out: string[] = [];
+  const cpus = autoWorkers();
+  if (d.workers !== 'auto' && d.workers > WORKERS_PER_CPU_WARNING * cpus) {
+    out.push(
+      source.format(['workers'], `${d.workers} workers on ${cpus} CPU${cpus === 1 ? '' : 's'} available: more than ${WORKERS_PER_CPU_WARNING} per CPU only queue for the CPU and cost memory`),
+    );
+  }
+  return out;
+}
+
+/** yaml reports a document nested too deep for its recursive composer as a stack overflow. */
+function syntaxMessage(message: string): string {
+  return /Maximum call stack size exceeded/.test(message) ? 'nested too deeply to parse' : message;
+}
+
+/**
+ * Bounds first: a count over its limit explains the flood of problems that
+ * may follow it. A value of the wrong type gets that one problem, not also
+ * the checks zod went on to run on it (`key: []` is not also "empty").
+ */
+function byPriority(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
+  const bound = (i: z.core.$ZodIssue): boolean => i.code === 'too_big' || (i.code === 'custom' && i.params?.['bound'] === true);
+  const mistyped = new Set(issues.filter((i) => i.code === 'invalid_type').map((i) => dotted(i.path)));
+  const kept = issues.filter((i) => i.code === 'invalid_type' || !mistyped.has(dotted(i.path)));
+  return [...kept.filter(bound), ...kept.filter((i) => !bound(i))];
+}
+
+function toConfig(d: ConfigDocument, file: string, dir: string, controlSocket: string, warnings: readonly string[]): Config {
   return {
     file,
     app: resolve(dir, d.app),
@@ -144,6 +185,7 @@ function toConfig(d: ConfigDocument, file: string, dir: string, controlSocket: s
     env: { ...d.env },
     nodeArgs: [...d.node_args],
     ...(d.cwd !== undefined ? { cwd: resolve(dir, d.cwd) } : {}),
+    warnings,
   };
 }
 
@@ -164,7 +206,11 @@ function toTlsFiles(t: TlsDocument, dir: string): TlsFiles {
 /** Where problems are collected: pinned to lines of a file, or (for an object) to key paths only. */
 interface Problems {
   readonly problems: ConfigProblem[];
+  /** No more problems will be kept (checks that cost a search may skip their work). */
+  readonly full: boolean;
   add(path: Path, message: string, atKey?: boolean): void;
+  /** `where: path: message`, for warnings. */
+  format(path: Path, message: string): string;
   error(): ConfigError;
 }
 
@@ -173,8 +219,16 @@ class Unlocated implements Problems {
 
   constructor(readonly file: string) {}
 
+  get full(): boolean {
+    return this.problems.length >= MAX_PROBLEMS;
+  }
+
   add(path: Path, message: string): void {
-    this.problems.push({ file: this.file, path: dotted(path), message });
+    if (!this.full) this.problems.push({ file: this.file, path: dotted(path), message });
+  }
+
+  format(path: Path, message: string): string {
+    return formatProblem({ file: this.file, path: dotted(path), message });
   }
 
   error(): ConfigError {
@@ -186,22 +240,49 @@ class Unlocated implements Problems {
 class Located implements Problems {
   readonly doc: Document.Parsed;
   readonly problems: ConfigProblem[] = [];
+  /** Problems beyond MAX_PROBLEMS: counted, not located (locating each one costs a search of its map). */
+  private omitted = 0;
   private readonly lines = new LineCounter();
 
   constructor(
     text: string,
     readonly file: string,
   ) {
-    this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true });
+    // Duplicate keys are found by checkStructure: yaml's own check is quadratic.
+    this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: false });
   }
 
   /** At the node for `path`, or the nearest ancestor that exists (a missing key points at its parent). */
   add(path: Path, message: string, atKey = false): void {
+    if (!this.room()) return;
     const offset = (atKey ? this.keyOffset(path) : undefined) ?? this.nodeOffset(path);
     this.addAt(offset, dotted(path), message);
   }
 
+  /** `file:line:col: path: message` at the node for `path`, for warnings. */
+  format(path: Path, message: string): string {
+    const { line, col } = this.lines.linePos(this.nodeOffset(path));
+    return formatProblem({ file: this.file, line, column: col, path: dotted(path), message });
+  }
+
+  lineOf(offset: number): number {
+    return this.lines.linePos(offset).line;
+  }
+
+  /** No more problems will be located (checks that cost a search may skip their work). */
+  get full(): boolean {
+    return this.problems.length >= MAX_PROBLEMS;
+  }
+
+  /** Counts a problem that has no room left; true when there is room. */
+  private room(): boolean {
+    if (!this.full) return true;
+    this.omitted++;
+    return false;
+  }
+
   addAt(offset: number | undefined, path: string, message: string): void {
+    if (!this.room()) return;
     if (offset === undefined) {
       this.problems.push({ file: this.file, path, message });
       return;
@@ -224,7 +305,9 @@ class Located implements Problems {
 
   error(): ConfigError {
     const order = (p: ConfigProblem) => (p.line ?? 0) * 1e6 + (p.column ?? 0);
-    return new ConfigError([...this.problems].sort((a, b) => order(a) - order(b)));
+    const sorted = [...this.problems].sort((a, b) => order(a) - order(b));
+    if (this.omitted > 0) sorted.push({ file: this.file, path: '', message: `and ${this.omitted} more problem${this.omitted === 1 ? '' : 's'} not shown` });
+    return new ConfigError(sorted);
   }
 
   private nodeOffset(path: Path): number {
@@ -265,21 +348,14 @@ function reportIssue(source: Problems, raw: unknown, issue: z.core.$ZodIssue): v
 function checkReferencedFiles(source: Problems, raw: unknown, dir: string): void {
   const check = (path: Path, what: string): void => {
     const value = valueAt(raw, path);
-    if (typeof value !== 'string' || value === '') return; // the schema reports it
-    const abs = resolve(dir, value);
-    const st = statSync(abs, { throwIfNoEntry: false });
-    if (!st) return source.add(path, `${what} not found: ${abs}`);
-    if (!st.isFile()) return source.add(path, `${what} is not a file: ${abs}`);
-    try {
-      accessSync(abs, constants.R_OK);
-    } catch (err) {
-      source.add(path, `${what} cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}: ${abs}`);
-    }
+    if (typeof value !== 'string' || value === '' || value.includes('\0')) return; // the schema reports it
+    const problem = referencedFileProblem(resolve(dir, value), what);
+    if (problem) source.add(path, problem);
   };
   check(['app'], 'app file');
   checkWorkerProcess(source, raw, dir);
   const listen = valueAt(raw, ['listen']);
-  if (!Array.isArray(listen)) return;
+  if (!Array.isArray(listen) || source.full) return;
   listen.forEach((_, i) => {
     check(['listen', i, 'tls', 'cert'], 'certificate file');
     check(['listen', i, 'tls', 'key'], 'key file');
@@ -298,9 +374,9 @@ function checkWorkerProcess(source: Problems, raw: unknown, dir: string): void {
   let cwd: string | undefined = process.cwd();
   if (typeof cwdValue === 'string' && cwdValue !== '') {
     cwd = resolve(dir, cwdValue);
-    const st = statSync(cwd, { throwIfNoEntry: false });
-    if (!st?.isDirectory()) {
-      source.add(['cwd'], `${st ? 'not a directory' : 'directory not found'}: ${cwd}`);
+    const problem = directoryProblem(cwd);
+    if (problem) {
+      source.add(['cwd'], problem);
       cwd = undefined;
     }
   }
@@ -318,21 +394,38 @@ function checkWorkerProcess(source: Problems, raw: unknown, dir: string): void {
   }
 }
 
+/**
+ * The control socket's path, checked the way the master will use it: a
+ * socket path that fits, nothing but a (stale) socket there, and a directory
+ * it can be created in. Problems of the default path point at the top of
+ * the file (no key names it) and say it is the default.
+ */
 function resolveControlSocket(source: Problems, raw: unknown, file: string, dir: string): string | undefined {
-  const explicit = valueAt(raw, ['control', 'socket']);
+  const key = ['control', 'socket'];
+  const explicit = valueAt(raw, key);
   if (explicit !== undefined) {
     if (typeof explicit !== 'string' || explicit === '') return undefined; // the schema reports it
     const path = resolve(dir, explicit);
     const problem = socketPathProblem(path);
-    if (problem) source.add(['control', 'socket'], problem);
-    return problem ? undefined : path;
+    if (problem) source.add(key, problem);
+    if (problem) return undefined;
+    const unusable = controlSocketProblem(path);
+    if (unusable) source.add(key, unusable);
+    return path;
   }
+  let path: string;
   try {
-    return defaultControlSocket(file);
+    path = defaultControlSocket(file);
   } catch (err) {
-    source.add(['control', 'socket'], err instanceof Error ? err.message : String(err));
+    source.add(key, err instanceof Error ? err.message : String(err));
     return undefined;
   }
+  // The shared fallback directory must be ours and private (ensureControlDir
+  // makes it at start); what exists of it now is checked already.
+  const sharedDir = dirname(path) === controlDir() && !process.env['RUNTIME_DIRECTORY'];
+  const problem = (sharedDir ? controlDirProblem(dirname(path)) : undefined) ?? controlSocketProblem(path);
+  if (problem) source.add(key, `default control socket: ${problem}`);
+  return path;
 }
 
 function valueAt(raw: unknown, path: Path): unknown {
@@ -372,7 +465,7 @@ function editDistance(a: string, b: string): number {
   return row[b.length] ?? 0;
 }
 
-function deepFreeze<T>(value: T): T {
+export function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const child of Object.values(value)) deepFreeze(child);

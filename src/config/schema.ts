@@ -12,6 +12,7 @@ import {
   parseAddress,
   parseDuration,
 } from './notation.js';
+import { MAX_ENV, MAX_ENV_ENTRY_BYTES, MAX_LISTEN, MAX_WORKERS } from './limits.js';
 import type { SocketAddress } from './types.js';
 
 export const STRATEGIES = ['auto', 'bpf', 'migrate', 'drain', 'inherit', 'none'] as const;
@@ -147,6 +148,7 @@ const listener = z
 const listeners = z
   .array(listener, { error: 'expected a list of listeners, e.g. "- address: 127.0.0.1:8080"' })
   .min(1, 'at least one listen address is needed')
+  .max(MAX_LISTEN, `at most ${MAX_LISTEN} listen addresses`)
   .superRefine((list, ctx) => {
     // Port 0 included: a reload matches old and new listeners by address, so
     // two "127.0.0.1:0" entries could not be told apart (each would need its
@@ -195,6 +197,26 @@ const envValue = z
   .transform(String)
   .refine((v) => !v.includes('\0'), 'environment values cannot contain NUL');
 
+/**
+ * The count first: past it, every entry's own problems are noise. `bound`
+ * marks issues the loader reports before all others.
+ */
+function boundEnv(env: unknown, ctx: z.core.$RefinementCtx<Record<string, string>>): void {
+  if (!isRecord(env)) return;
+  const names = Object.keys(env);
+  if (names.length > MAX_ENV) {
+    ctx.addIssue({ code: 'custom', message: `has ${names.length} entries; at most ${MAX_ENV} are allowed`, params: { bound: true } });
+    return;
+  }
+  for (const name of names) {
+    const value = env[name];
+    const bytes = Buffer.byteLength(name) + 1 + (typeof value === 'string' ? Buffer.byteLength(value) : 0);
+    if (bytes > MAX_ENV_ENTRY_BYTES) {
+      ctx.addIssue({ code: 'custom', path: [name], message: `${name}=... is ${bytes} bytes; the kernel refuses an environment string over ${MAX_ENV_ENTRY_BYTES} (E2BIG)`, params: { bound: true } });
+    }
+  }
+}
+
 // One argument per item, as execArgv takes them: "--import tsx" in one item
 // would reach Node as a single unknown option.
 const nodeArg = z
@@ -213,7 +235,7 @@ export const configSchema = z
     app: path('app module')
       .meta({ description: 'the app module: a request listener, { handler }, or a file that listens itself; relative to this file' }),
     workers: z
-      .union([z.literal('auto'), z.int('must be a whole number').min(1, 'must be at least 1')], {
+      .union([z.literal('auto'), z.int('must be a whole number').min(1, 'must be at least 1').max(MAX_WORKERS, `must be at most ${MAX_WORKERS}`)], {
         error: 'must be a positive integer or "auto"',
       })
       .default('auto')
@@ -257,8 +279,9 @@ export const configSchema = z
         // Only for a wrong type: a bad key or value keeps its own message.
         error: (issue) => (issue.code === 'invalid_type' ? 'expected a map of environment variables, e.g. { NODE_ENV: production }' : undefined),
       })
+      .superRefine(boundEnv, always)
       .default({})
-      .meta({ description: 'extra environment for the workers' }),
+      .meta({ description: `extra environment for the workers (at most ${MAX_ENV} entries)`, maxProperties: MAX_ENV }),
   })
   .superRefine((c, ctx) => {
     const metrics = isRecord(c.metrics) ? addressOf({ address: c.metrics.listen }) : undefined;

@@ -88,4 +88,10 @@ export interface Config {
   readonly nodeArgs: readonly string[];
   /** The workers' working directory (absolute); unset: the master's. */
   readonly cwd?: string;
+  /**
+   * What is allowed but probably a mistake (e.g. far more workers than
+   * CPUs), as `file:line:col: key: message` lines. The master logs them at
+   * start and puts them in a reload's report; `check` prints them.
+   */
+  readonly warnings: readonly string[];
 }

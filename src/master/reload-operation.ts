@@ -6,7 +6,7 @@
 // builds and is told of the events that concern it (a worker of that
 // generation exits, a stop is requested), so the supervisor needs no
 // "is this the generation being built?" checks of its own.
-import { loadConfig, type Config } from '../config/index.js';
+import { loadConfigAsync, type Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import { findForeignListeners } from '../net/index.js';
 import type { EffectiveStrategy, ReloadReport, Trigger } from '../protocol/control.js';
@@ -117,7 +117,7 @@ export class ReloadOperation {
     let identity: Identity;
     let tls: ReadonlyMap<string, TlsMaterial>;
     try {
-      config = loadConfig(host.config.file);
+      config = await loadConfigAsync(host.config.file); // large files parse off the event loop
       identity = resolveIdentity(config.user, config.group);
       tls = loadTlsMaterial(config);
     } catch (err) {
@@ -303,7 +303,7 @@ export class ReloadOperation {
   }
 
   private warnings(current: Config, config: Config, notes: readonly string[], plans: readonly ListenerPlan[]): string[] {
-    const warnings: string[] = [];
+    const warnings: string[] = [...config.warnings];
     if (config.controlSocket !== current.controlSocket) warnings.push('control.socket changes take effect at the next start');
     if (config.metrics?.listen.text !== current.metrics?.listen.text) warnings.push('metrics.listen changes take effect at the next start');
     warnings.push(...notes);

@@ -33,6 +33,7 @@ export function forwardSignals(supervisor: Pick<Supervisor, 'dispatch'>): () => 
 /** Runs the master; resolves with the process exit code. Start failures throw. */
 export async function runMaster(config: Config): Promise<number> {
   const log = createLogger({ level: config.log.level, format: config.log.format, name: 'master' });
+  for (const warning of config.warnings) log.warn({ config: config.file }, warning);
   const link = new SystemdLink(Notifier.fromEnvironment((message) => log.warn(message)), log);
   for (const name of MASTER_ONLY_ENVIRONMENT) delete process.env[name];
   const supervisor = new Supervisor(config, log, link);

@@ -15,3 +15,5 @@ export type { AcceptQueue } from '../sys/index.js';
 export { ReuseportGroup } from './reuseport-group.js';
 export type { GroupChange, GroupSteering } from './reuseport-group.js';
 export { ReuseportLayout } from './reuseport-layout.js';
+export { ControlLock, peerOf } from './local.js';
+export type { PeerCredentials } from './local.js';

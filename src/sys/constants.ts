@@ -23,6 +23,12 @@ export const SO_COOKIE = 57;
 export const SO_MEMINFO = 55;
 /** Index of SK_MEMINFO_DROPS in SO_MEMINFO's u32 array (linux/sock_diag.h); for a listener, its listen drops. */
 export const SK_MEMINFO_DROPS = 8;
+export const SO_PEERCRED = 17;
+/** struct ucred: pid, uid, gid, each 32 bits. */
+export const UCRED_SIZE = 12;
+
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
 
 export const IPPROTO_TCP = 6;
 export const IPPROTO_IPV6 = 41;

@@ -28,3 +28,5 @@ export { NotSupportedError, isNotSupported } from './not-supported.js';
 export type { Requirement } from './not-supported.js';
 export { atLeast, effectiveCapabilities, kernelVersion, parseCapabilities, parseKernelRelease } from './kernel.js';
 export type { Capabilities, KernelVersion } from './kernel.js';
+export { peerCredentials, tryLockExclusive, unixSocketPath } from './peer.js';
+export type { PeerCredentials } from './peer.js';

@@ -246,7 +246,7 @@ describe('problems name file, line and key path', () => {
 
   test('an unreadable file is a ConfigError too', () => {
     const file = join(tmp, 'absent.yaml');
-    assert.throws(() => loadConfig(file), (err: unknown) => err instanceof ConfigError && err.message === `${file}: cannot read: ENOENT`);
+    assert.throws(() => loadConfig(file), (err: unknown) => err instanceof ConfigError && err.message === `${file}: cannot read: ENOENT (no such file or directory)`);
   });
 });
 

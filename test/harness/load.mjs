@@ -15,6 +15,7 @@
 //   requests  = number of requests that finished (sum(statuses) + sum(errors))
 //   statuses  = per HTTP status, counted only for complete responses
 //   errors    = per error code (ECONNRESET, ECONNREFUSED, EOF, ETIMEDOUT, ABORTED, ...)
+//   errorsAt  = epoch ms of each error (the first 10,000)
 //   timeouts  = how many of errors.ETIMEDOUT were our own --timeout firing
 //   workers   = per value of the x-handover-worker response header
 //
@@ -135,9 +136,14 @@ function recordStatus(status, worker, latency) {
   latencies.push(latency);
 }
 
+/** When each error happened (epoch ms), so a test can tie losses to an event; the first 10,000. */
+const errorsAt = [];
+const ERRORS_AT_KEPT = 10_000;
+
 function recordError(code) {
   completed++;
   bump(errors, code || 'UNKNOWN');
+  if (errorsAt.length < ERRORS_AT_KEPT) errorsAt.push(Date.now());
   if (logErrors) process.stdout.write(`${JSON.stringify({ event: 'failure', code: code || 'UNKNOWN', at: Date.now() })}\n`);
 }
 
@@ -171,6 +177,7 @@ function finish(extra = {}) {
     ok,
     statuses,
     errors,
+    errorsAt,
     timeouts,
     elapsedMs: round(elapsedMs),
     rps: round(completed / Math.max(elapsedMs / 1000, 1e-3)),

@@ -51,6 +51,8 @@ export interface LoadSummary {
   statuses: Record<string, number>;
   /** per error code: ECONNRESET, ECONNREFUSED, EOF, ETIMEDOUT, ABORTED, ... */
   errors: Record<string, number>;
+  /** epoch ms of each error, in order (the first 10,000) */
+  errorsAt: number[];
   /** how many of errors.ETIMEDOUT were the client's own --timeout */
   timeouts: number;
   elapsedMs: number;

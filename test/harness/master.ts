@@ -29,6 +29,8 @@ export interface MasterOptions {
   readonly wrapper?: readonly string[];
   /** Owner of the test directory and the configuration file, for a master that is not root. */
   readonly owner?: { readonly uid: number; readonly gid: number };
+  /** Where the yaml's own `control: { socket }` puts the socket (default: control.sock in the test's directory). */
+  readonly controlSocket?: string;
 }
 
 export class MasterProcess {
@@ -43,8 +45,9 @@ export class MasterProcess {
     readonly configFile: string,
     private readonly ns: Netns | undefined,
     env: Record<string, string>,
-    account: { uid?: number; gid?: number } = {},
-    wrapper: readonly string[] = [],
+    private readonly account: { uid?: number; gid?: number } = {},
+    private readonly wrapper: readonly string[] = [],
+    private readonly socketPath = join(dir, 'control.sock'),
   ) {
     const node = [process.execPath, MAIN, 'start', '-c', configFile];
     const [command, ...args] = [...wrapper, ...node] as [string, ...string[]];
@@ -83,7 +86,16 @@ export class MasterProcess {
       chownSync(dir, owner.uid, owner.gid);
       chownSync(configFile, owner.uid, owner.gid);
     }
-    return new MasterProcess(dir, configFile, options.ns, options.env ?? {}, account, options.wrapper);
+    return new MasterProcess(dir, configFile, options.ns, options.env ?? {}, account, options.wrapper, options.controlSocket);
+  }
+
+  /**
+   * A new master on the same configuration file and directory (e.g. after
+   * this one was killed). Dispose only the last one: dispose() removes the
+   * directory they share.
+   */
+  again(env: Record<string, string> = {}): MasterProcess {
+    return new MasterProcess(this.dir, this.configFile, this.ns, env, this.account, this.wrapper, this.socketPath);
   }
 
   get pid(): number {
@@ -117,7 +129,7 @@ export class MasterProcess {
   }
 
   get controlSocket(): string {
-    return join(this.dir, 'control.sock');
+    return this.socketPath;
   }
 
   /** One request over the control socket, straight from the test process (no CLI start-up: ~250 ms cheaper). */
