@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { HELLO, MAIN, MasterProcess, runCli, until } from '../harness/master.js';
+import { nobodyCannotRead } from '../harness/nobody.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-fconf-'));
 chmodSync(dir, 0o755); // the nobody cases read their files from here
@@ -47,8 +48,7 @@ function get(port: number): Promise<{ status: number; worker: string }> {
 }
 
 const isRoot = process.getuid?.() === 0;
-const nobodyReach = isRoot && spawnSync(process.execPath, ['-e', `require('node:fs').accessSync(${JSON.stringify(MAIN)})`], { uid: 65534, gid: 65534 }).status === 0;
-const nobodySkip = !isRoot ? 'needs root to run the CLI as nobody (setpriv)' : !nobodyReach ? 'the checkout is not readable by nobody' : false;
+const nobodySkip = !isRoot ? 'needs root to run the CLI as nobody (setpriv)' : nobodyCannotRead(MAIN) ?? false;
 
 describe('fault catalogue: bad configuration', () => {
   it('every top-level field with a wrong type: exit 2, one located line each, in one pass', async () => {

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { HELLO, MAIN, MasterProcess, runCli, sleep } from '../harness/master.js';
+import { nobodyCannotRead } from '../harness/nobody.js';
 import { needsRoot, Netns } from '../harness/netns.js';
 
 const PORT = 8080;
@@ -85,7 +86,7 @@ describe('fault catalogue: security', () => {
       '-subj', '/CN=localhost', '-keyout', key, '-out', cert], { stdio: 'ignore' });
     const secret = `s3cret-${randomBytes(16).toString('hex')}`;
     const keyBody = readFileSync(key, 'utf8').split('\n').filter((l) => l && !l.startsWith('-----'));
-    const nobodyCanLoad = spawnSync(process.execPath, ['-e', `require('node:fs').accessSync(${JSON.stringify(HELLO)}); require('node:fs').accessSync(${JSON.stringify(MAIN)})`], { uid: 65534, gid: 65534 }).status === 0;
+    const nobodyCanLoad = nobodyCannotRead(HELLO, MAIN) === undefined;
     const control = join(dir, 'run', 'handover', 'control.sock');
     const config = `app: ${HELLO}\nworkers: 2\nlisten:\n  - address: 127.0.0.1:${PORT}\n    tls: { cert: ${cert}, key: ${key} }\n` +
       `reload: { watch: false, settle: 0s, drain_timeout: 2s }\nenv: { API_TOKEN: ${secret} }\ncontrol: { socket: ${control} }\n` +

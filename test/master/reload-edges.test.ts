@@ -1,13 +1,14 @@
 // Reload edges: listener changes, the sysctl opt-in, the drain's hard
 // deadline and the app's close hook. Each test in a namespace of its own.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { runLoad, startLoad } from '../harness/load.js';
 import { APPS, HELLO, MasterProcess, ROOT, sleep, until, withMaster as sharedWithMaster, type LogLine, type ReloadReport } from '../harness/master.js';
+import { nobodyCannotRead } from '../harness/nobody.js';
 
 const WORKER = join(ROOT, 'dist/worker/main.js');
 import { needsRoot, Netns } from '../harness/netns.js';
@@ -157,9 +158,9 @@ describe('reload edges', () => {
   it('workers drop to the configured user and group', async (t) => {
     // The workers load dist/ and the app as nobody: a checkout under a 0700
     // directory (mktemp -d) is out of their reach, which says nothing of handover.
-    const probe = spawnSync(process.execPath, ['-e', `require('node:fs').accessSync(${JSON.stringify(WORKER)}); require('node:fs').accessSync(${JSON.stringify(HELLO)})`], { uid: 65534, gid: 65534 });
-    if (process.getuid?.() === 0 && probe.status !== 0) {
-      t.skip(`the checkout is not readable by nobody (${ROOT}), so workers running as nobody could not load it`);
+    const why = process.getuid?.() === 0 ? nobodyCannotRead(WORKER, HELLO) : undefined;
+    if (why !== undefined) {
+      t.skip(`${why}, so workers running as nobody could not load it`);
       return;
     }
     await withMaster(t, 'edge-u', `${config(['127.0.0.1:8080'])}user: nobody\ngroup: nogroup\n`, 0, async (ns, master) => {

@@ -15,10 +15,10 @@ import { neededCapabilities, writableBy } from '../../src/master/privileges.js';
 import { capabilityMask, parseCredentials } from '../../src/sys/index.js';
 import { runLoad } from '../harness/load.js';
 import { HELLO, MasterProcess, ROOT, until } from '../harness/master.js';
+import { NOBODY, nobodyCannotRead } from '../harness/nobody.js';
 import { needsRoot, Netns } from '../harness/netns.js';
 import { NotifySocket } from './notify-socket.js';
 
-const NOBODY = 65534;
 const WORKER = join(ROOT, 'dist/worker/main.js');
 const SYSTEMD_VARIABLES = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'JOURNAL_STREAM'];
 const dir = mkdtempSync(join(tmpdir(), 'handover-priv-'));
@@ -26,9 +26,9 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Workers as nobody must be able to read dist/ and the app: not so for a checkout under a 0700 directory. */
 function nobodyCanRead(t: TestContext): boolean {
-  const probe = spawnSync(process.execPath, ['-e', `require('node:fs').accessSync(${JSON.stringify(WORKER)}); require('node:fs').accessSync(${JSON.stringify(HELLO)})`], { uid: NOBODY, gid: NOBODY });
-  if (probe.status === 0) return true;
-  t.skip(`the checkout is not readable by nobody (${ROOT}), so processes running as nobody could not load it`);
+  const why = nobodyCannotRead(WORKER, HELLO);
+  if (why === undefined) return true;
+  t.skip(`${why}, so processes running as nobody could not load it`);
   return false;
 }
 

@@ -5,18 +5,17 @@
 // naming the file and the reason, refused by a reload with the same, the old
 // certificate is served meanwhile, and a later correct pair is picked up.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
 import { TICKET_KEY_PER_WORKER_ENV } from '../../src/tls/ticket-key.js';
 import { HELLO, MasterProcess, runCli, sleep, type LogLine } from '../harness/master.js';
+import { NOBODY, nobodyCannotRead } from '../harness/nobody.js';
 import { ask, resumeAcrossWorkers, servedBy } from './client.js';
 import { CertStore } from './layouts.js';
 import { days, issue, makeCa, type Issued } from './pki.js';
 
-const NOBODY = 65534;
 const root = process.getuid?.() === 0;
 const ca = makeCa();
 const dir = mkdtempSync(join(tmpdir(), 'handover-tlsip-'));
@@ -51,9 +50,9 @@ after(async () => {
 /** The checkout must be readable by nobody for a master running as nobody. */
 function reachable(t: TestContext): boolean {
   if (!root) return true;
-  const probe = spawnSync(process.execPath, ['-e', `require('node:fs').accessSync(${JSON.stringify(HELLO)})`], { uid: NOBODY, gid: NOBODY });
-  if (probe.status === 0) return true;
-  t.skip(`the checkout is not readable by nobody, and a root master reads any file (${HELLO})`);
+  const why = nobodyCannotRead(HELLO);
+  if (why === undefined) return true;
+  t.skip(`${why}, and a root master reads any file`);
   return false;
 }
 

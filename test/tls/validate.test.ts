@@ -16,6 +16,7 @@ import { loadTlsMaterial, loadTlsPair, sameMaterial, TlsError } from '../../src/
 import { rotatesInPlace, workerTls } from '../../src/tls/payload.js';
 import { SniTable } from '../../src/tls/sni.js';
 import { ROOT, until } from '../harness/master.js';
+import { nobodyCannotRead } from '../harness/nobody.js';
 import { days, issue, makeCa, type Issued } from './pki.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-tlsv-'));
@@ -103,13 +104,16 @@ describe('tls validation', () => {
       return;
     }
     // Root reads any file: ask as nobody, from the built module.
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e',
-      `const m = await import(${JSON.stringify(join(ROOT, 'dist/tls/material.js'))});
-       try { m.loadTlsPair(${JSON.stringify(locked)}); console.log('read'); } catch (e) { console.log(e.message); }`], { uid: 65534, gid: 65534, encoding: 'utf8' });
-    if (r.status !== 0) {
-      t.skip(`cannot run node as nobody against ${ROOT}/dist (${r.stderr.trim().split('\n')[0]})`);
+    const MODULE = join(ROOT, 'dist/tls/material.js');
+    const why = nobodyCannotRead(MODULE);
+    if (why !== undefined) {
+      t.skip(why);
       return;
     }
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e',
+      `const m = await import(${JSON.stringify(MODULE)});
+       try { m.loadTlsPair(${JSON.stringify(locked)}); console.log('read'); } catch (e) { console.log(e.message); }`], { uid: 65534, gid: 65534, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), `${locked.key}: cannot read the private key: EACCES (permission denied for uid 65534)`);
   });
 
