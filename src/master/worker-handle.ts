@@ -23,6 +23,7 @@ import {
   type WorkerListener,
 } from '../protocol/worker.js';
 import type { WorkerTls } from '../protocol/tls.js';
+import { descriptorRoom } from '../sys/descriptors.js';
 import { monotonic } from './clock.js';
 import { pipeWorkerOutput } from './worker-output.js';
 
@@ -42,6 +43,15 @@ export const WORKER_ENTRY = fileURLToPath(new URL('../worker/main.js', import.me
 /** How often a worker says it is alive, and how long a silence means it is stuck. */
 export const HEARTBEAT_MS = 1000;
 export const HEARTBEAT_TIMEOUT_MS = 5000;
+/**
+ * Descriptors a spawn needs at its peak: the IPC socket pair, the stdout and
+ * stderr pipes, libuv's exec-status pipe. Node 20's child_process returns
+ * early on EMFILE without closing the pipes it already made (three leaked
+ * sockets per failed spawn, measured), so a spawn that would not fit is
+ * refused before it starts.
+ */
+export const SPAWN_DESCRIPTORS = 8;
+
 /** How long to wait for a process to go after SIGKILL (one in D state may never) before giving up on it. */
 export const KILL_WAIT_MS = 5_000;
 
@@ -113,22 +123,7 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
     // stdout and stderr are read by the master, which writes each line labelled with the worker (worker-output.ts).
     const stdio: (number | 'ignore' | 'pipe' | 'ipc')[] = ['ignore', 'pipe', 'pipe', 'ipc'];
     options.listeners.forEach((l) => stdio.push(l.fd));
-    let child: ChildProcess | undefined;
-    try {
-      child = spawn(process.execPath, [...(options.nodeArgs ?? []), WORKER_ENTRY], {
-        stdio,
-        ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
-        // A process group of its own: a terminal's ^C reaches only the master,
-        // and an orphaned group's SIGHUP cannot kill workers mid-drain.
-        detached: true,
-        env: { ...process.env, ...options.env },
-        ...(options.uid === undefined ? {} : { uid: options.uid }),
-        ...(options.gid === undefined ? {} : { gid: options.gid }),
-      });
-    } catch (err) {
-      // Thrown for errors Node does not turn into an 'error' event (E2BIG, EINVAL...).
-      process.nextTick(() => this.spawnFailed(err));
-    }
+    const child = this.spawnChild(options, stdio);
     this.child = child;
     this.pid = child?.pid;
     this.log = options.log.child({ generation: this.generation, worker: this.index, ...(this.pid ? { workerPid: this.pid } : {}) });
@@ -152,6 +147,32 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
       ...(options.ticketKey === undefined ? {} : { ticketKey: options.ticketKey }),
     });
     this.log.debug('worker spawned');
+  }
+
+  /** The child process, or undefined when it cannot be made (spawnFailed follows on the next tick). */
+  private spawnChild(options: WorkerOptions, stdio: (number | 'ignore' | 'pipe' | 'ipc')[]): ChildProcess | undefined {
+    const room = descriptorRoom();
+    if (room !== undefined && room < SPAWN_DESCRIPTORS) {
+      const err = Object.assign(new Error(`too many open files: ${room} descriptors left, a spawn needs ${SPAWN_DESCRIPTORS}`), { code: 'EMFILE' });
+      process.nextTick(() => this.spawnFailed(err));
+      return undefined;
+    }
+    try {
+      return spawn(process.execPath, [...(options.nodeArgs ?? []), WORKER_ENTRY], {
+        stdio,
+        ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+        // A process group of its own: a terminal's ^C reaches only the master,
+        // and an orphaned group's SIGHUP cannot kill workers mid-drain.
+        detached: true,
+        env: { ...process.env, ...options.env },
+        ...(options.uid === undefined ? {} : { uid: options.uid }),
+        ...(options.gid === undefined ? {} : { gid: options.gid }),
+      });
+    } catch (err) {
+      // Thrown for errors Node does not turn into an 'error' event (E2BIG, EINVAL...).
+      process.nextTick(() => this.spawnFailed(err));
+      return undefined;
+    }
   }
 
   get alive(): boolean {
