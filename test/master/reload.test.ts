@@ -14,6 +14,7 @@ import { needsRoot, Netns } from '../harness/netns.js';
 import { HALF_OPEN_GRACE_MS } from '../../src/master/generation.js';
 
 const PORT = 8080;
+const LEAK_RELOADS = 100;
 const URL_ = `http://127.0.0.1:${PORT}/`;
 const MIGRATE_REQ = 'net.ipv4.tcp_migrate_req';
 
@@ -553,7 +554,8 @@ describe('reload', () => {
     });
   });
 
-  it('200 reloads leave descriptors, processes and memory flat', { timeout: 180_000 }, async (t) => {
+  // 100 here; the soak (npm run test:soak) runs 500 under load, with worker kills.
+  it('100 reloads leave descriptors, processes and memory flat', { timeout: 180_000 }, async (t) => {
     await withMaster(t, 'rl-leak', yaml({ drain: '1s' }), async (ns, master) => {
       const fds = (): number => readdirSync(`/proc/${master.pid}/fd`).length;
       const rssKb = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${master.pid}/status`, 'utf8'))?.[1]);
@@ -576,7 +578,7 @@ describe('reload', () => {
       const fds0 = fds();
       const rss0 = rssKb();
       const t0 = Date.now();
-      for (let i = 0; i < 200; i++) {
+      for (let i = 0; i < LEAK_RELOADS; i++) {
         const r = await socketReload(master);
         assert.equal(r.result, 'ok', `reload ${i}: ${JSON.stringify(r)}`);
       }
@@ -584,7 +586,7 @@ describe('reload', () => {
       const procs1 = await settled();
       const fds1 = await until(() => (fds() === fds0 ? fds0 : undefined), HALF_OPEN_GRACE_MS + 5_000, `descriptor count back to ${fds0} (now ${fds()})`).catch(() => fds());
       const rss1 = rssKb();
-      t.diagnostic(`200 reloads in ${seconds.toFixed(1)} s; fds ${fds0} -> ${fds1}; processes ${procs0} -> ${procs1}; RSS ${rss0} -> ${rss1} kB`);
+      t.diagnostic(`${LEAK_RELOADS} reloads in ${seconds.toFixed(1)} s; fds ${fds0} -> ${fds1}; processes ${procs0} -> ${procs1}; RSS ${rss0} -> ${rss1} kB`);
       assert.equal(fds1, fds0, 'descriptor count is flat');
       assert.equal(procs1, procs0, 'process count is flat');
       assert.ok(rss1 - rss0 <= 30 * 1024, `RSS grew by ${rss1 - rss0} kB`);
