@@ -1,13 +1,37 @@
 // Runs every test/**/*.test.ts with node:test (Node 20's --test expands no
-// globs and finds no .ts files by itself). Suites run one at a time: load
-// tests on a 2-core machine must not compete with each other.
-import { spawnSync } from 'node:child_process';
+// globs and finds no .ts files by itself), in two lanes side by side:
+//
+//  - the load lane: the files that drive a master under sustained load and
+//    count every failed request (LOAD below), one at a time, so that two of
+//    them never compete for the 2 cores;
+//  - the other lane: everything else (unit tests, kernel facts, CLI, timers
+//    and deadlines that mostly wait), one at a time too.
+//
+// So at most two files run at once, and never two load tests. The load
+// lane's output streams; the other lane's is printed when it ends (each
+// lane's own summary, then a line per lane). `node test/run.mjs PATTERN...`
+// runs only the files whose path contains one of the patterns.
+import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const only = process.argv.slice(2);
+
+/** Files whose tests keep a master under load throughout. */
+const LOAD = [
+  'test/master/reload.test.ts',
+  'test/master/reload-edges.test.ts',
+  'test/master/reload-faults.test.ts',
+  'test/master/kill-reload.test.ts',
+  'test/master/core.test.ts',
+  'test/master/strategies.test.ts',
+  'test/master/pod.test.ts',
+  'test/examples/',
+  'test/tls/rotation.test.ts',
+  'test/metrics/reload-figures.test.ts',
+];
 
 function find(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -23,9 +47,40 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
-const r = spawnSync(
-  process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
-  { cwd: root, stdio: 'inherit' },
-);
-process.exit(r.status ?? 1);
+const isLoad = (f) => LOAD.some((p) => relative(root, f).startsWith(p));
+const lanes = [
+  { name: 'load', files: files.filter(isLoad), stream: true },
+  { name: 'other', files: files.filter((f) => !isLoad(f)), stream: false },
+].filter((l) => l.files.length > 0);
+if (lanes.length === 1) lanes[0].stream = true;
+
+function run(lane) {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...lane.files],
+      { cwd: root, stdio: ['ignore', lane.stream ? 'inherit' : 'pipe', lane.stream ? 'inherit' : 'pipe'] },
+    );
+    const chunks = [];
+    child.stdout?.on('data', (d) => chunks.push(d));
+    child.stderr?.on('data', (d) => chunks.push(d));
+    // Interrupted: stop the lanes (their tests clean up on SIGTERM), then exit.
+    const stop = () => child.kill('SIGTERM');
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    child.once('close', (code, signal) => {
+      if (!lane.stream) {
+        process.stdout.write(`\n===== lane "${lane.name}" (${lane.files.length} files) =====\n`);
+        process.stdout.write(Buffer.concat(chunks));
+      }
+      resolve({ lane, code: code ?? (signal ? 1 : 0), seconds: (Date.now() - started) / 1000 });
+    });
+  });
+}
+
+const results = await Promise.all(lanes.map(run));
+for (const r of results) {
+  console.log(`lane "${r.lane.name}": ${r.lane.files.length} files, ${r.seconds.toFixed(0)} s, ${r.code === 0 ? 'passed' : `FAILED (exit ${r.code})`}`);
+}
+process.exit(results.every((r) => r.code === 0) ? 0 : 1);
