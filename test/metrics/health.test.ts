@@ -85,7 +85,9 @@ describe('health endpoints', () => {
       assert.ok(first503, `a 503 after SIGTERM: ${JSON.stringify(ready.slice(-5))}`);
       assert.ok(first503.at - t0 <= 500, `503 ${first503.at - t0} ms after SIGTERM`);
       assert.deepEqual(ready.filter((p) => p.sent > first503.at).map((p) => p.status).filter((s) => s !== 503), [], 'not ready from then on');
-      assert.ok(ready.filter((p) => p.sent < t0).every((p) => p.status === 200), 'ready before');
+      // A probe sent just before the signal may be answered after it: only the ones answered before count.
+      const before = ready.filter((p) => p.at < t0);
+      assert.ok(before.length > 0 && before.every((p) => p.status === 200), `ready before: ${JSON.stringify(before.filter((p) => p.status !== 200))}`);
       const during = served.filter((p) => p.sent >= t0 && p.at <= t0 + 1_700);
       assert.ok(during.length >= 10, `requests were sent during stop_delay: ${during.length}`);
       assert.deepEqual(during.filter((p) => p.status !== 200), [], 'every request during stop_delay got a 200');
