@@ -3,26 +3,8 @@
 // generations); metrics never import master/ or net/ (DESIGN.md "Layout"),
 // so the view is described here by what it must answer.
 
-/** Why a worker process ended: a bounded set, usable as a label. */
-export type WorkerExitReason =
-  /** Exited 0 on its own, without being asked to drain. */
-  | 'exited'
-  /** Exited 0 after a drain: the normal end of an old generation's worker. */
-  | 'drained'
-  /** Exited non-zero or died of a signal nobody in handover sent (an uncaught error, SIGSEGV, an operator's kill). */
-  | 'crashed'
-  /** Killed by the master: drain or stop deadline, rollback. */
-  | 'killed'
-  /** Killed by the master after missing its heartbeat. */
-  | 'heartbeat'
-  /** Killed by the kernel's OOM killer (not told apart yet: needs the cgroup's oom_kill count). */
-  | 'oom'
-  /** Failed before it was ready: the app threw at load or init, listen failed, or it never said ready. */
-  | 'failed_start'
-  /** The process could not be created (EMFILE, EAGAIN under TasksMax). */
-  | 'spawn_failed';
-
-export const WORKER_EXIT_REASONS: readonly WorkerExitReason[] = ['exited', 'drained', 'crashed', 'killed', 'heartbeat', 'oom', 'failed_start', 'spawn_failed'];
+// Why a worker process ended: the master's own classification (protocol/worker.ts), a bounded set usable as a label.
+export { WORKER_EXIT_REASONS, type WorkerExitReason } from '../protocol/worker.js';
 
 /**
  * Why connections were lost: a bounded set, usable as a label. The first
