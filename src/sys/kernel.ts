@@ -1,9 +1,9 @@
 // What the running kernel is and what it lets this process do: the release
 // (uname -r) and the effective capabilities. Plain reads, no side effects.
 
-import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN } from './constants.js';
+import { readCredentials } from './proc-status.js';
 
 export interface KernelVersion {
   /** uname -r, e.g. "6.18.44-fc-v669" */
@@ -47,15 +47,19 @@ export interface Capabilities {
   has(cap: number): boolean;
 }
 
-/** Parses the CapEff line of a /proc/<pid>/status text. */
-export function parseCapabilities(status: string): Capabilities {
-  const hex = /^CapEff:\s*([0-9a-fA-F]+)\s*$/m.exec(status)?.[1];
-  const effective = hex === undefined ? 0n : BigInt(`0x${hex}`);
+/** The capabilities of an effective mask (bit n = capability n). */
+function capabilitiesOf(effective: bigint): Capabilities {
   const has = (cap: number): boolean => ((effective >> BigInt(cap)) & 1n) === 1n;
   return Object.freeze({ effective, names: Object.freeze(NAMED.filter(([cap]) => has(cap)).map(([, n]) => n)), has });
 }
 
+/** Parses the CapEff line of a /proc/<pid>/status text (none: no capabilities). */
+export function parseCapabilities(status: string): Capabilities {
+  const hex = /^CapEff:\s*([0-9a-fA-F]+)\s*$/m.exec(status)?.[1];
+  return capabilitiesOf(hex === undefined ? 0n : BigInt(`0x${hex}`));
+}
+
 /** This process's effective capabilities. */
 export function effectiveCapabilities(): Capabilities {
-  return parseCapabilities(readFileSync('/proc/self/status', 'utf8'));
+  return capabilitiesOf(readCredentials().effective);
 }
