@@ -5,7 +5,7 @@
 // and learn of the events that concern them from here.
 import type { Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
-import { addressText, findForeignListeners, type ListenerSpec } from '../net/index.js';
+import { addressText, type ListenerSpec } from '../net/index.js';
 import type { ControlResponse, EffectiveStrategy, MasterStatus, ParsedControlRequest, ReloadReport, Trigger } from '../protocol/control.js';
 import { ExpiryMonitor, tlsWarnings } from '../tls/expiry.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
@@ -25,6 +25,7 @@ import type { ListenerPlan } from './reload-plan.js';
 import { Reloader } from './reload.js';
 import { Respawner, type RespawnHost } from './respawn.js';
 import { createGeneration, spawnWorker, verifyListening, type Groups } from './spawn.js';
+import { refuseForeignListeners, StartError } from './start-checks.js';
 import { describeGeneration } from './status.js';
 import { runStop, type StopHost, type StopMode } from './stop.js';
 import { ConfigWatcher, WATCH_READY_TIMEOUT_MS } from './watch.js';
@@ -39,25 +40,6 @@ export type MasterEvent =
   | { type: 'respawn'; generation: Generation; slot: Slot }
   | { type: 'heartbeat-check' }
   | { type: 'reload'; trigger: Trigger; onReport?: (report: ReloadReport) => void; waitDrain?: boolean };
-
-export class StartError extends Error {
-  override name = 'StartError';
-}
-
-/**
- * A listening socket that is not ours on one of our ports: a stale master, or
- * a second instance with the same uid, would silently take a share of the
- * connections (the kernel lets the same uid join a reuseport group).
- */
-function refuseForeignListeners(specs: readonly ListenerSpec[]): void {
-  for (const spec of specs) {
-    if (spec.address.port === 0) continue;
-    const foreign = findForeignListeners(spec.address);
-    if (foreign.length === 0) continue;
-    const who = foreign.map((f) => (f.pid ? `pid ${f.pid} (${f.command ?? '?'})` : `${f.local}, owner unknown`));
-    throw new StartError(`${spec.address.text} is already in use by ${[...new Set(who)].join(', ')}: stop it first`);
-  }
-}
 
 export class Supervisor implements ReloadHost, RespawnHost, StopHost {
   /** Monotonic ms. */
