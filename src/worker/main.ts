@@ -18,6 +18,7 @@ import {
   type WorkerMessage,
 } from '../protocol/worker.js';
 import { loadApp, type App, type AppContext } from './app.js';
+import { DescriptorWatch } from './descriptor-watch.js';
 import { ConnectionTracker, drain, type DrainResult } from './drain.js';
 import { countRequests } from './http-metrics.js';
 import { InheritedListeners, waitForListening } from './inherited.js';
@@ -127,7 +128,11 @@ async function start(msg: StartMessage): Promise<void> {
   }
   if (isDraining()) return;
   state = 'serving';
-  setInterval(() => void send({ type: 'heartbeat' }), msg.heartbeatMs).unref();
+  const descriptors = new DescriptorWatch((fields, line) => void log().then((l) => l.warn(fields, line)));
+  setInterval(() => {
+    void send({ type: 'heartbeat' });
+    descriptors.check();
+  }, msg.heartbeatMs).unref();
   await send({ type: 'ready' });
   void log();
 }

@@ -1,10 +1,12 @@
-// Fault catalogue: descriptors run out in the master. The soft
-// RLIMIT_NOFILE is set to what the master holds plus 1, 2, ... until a
-// reload fits: each step fails somewhere else (the new listener, the first
+// Fault catalogue: descriptors run out, in the master and in a worker.
+// In the master, the soft RLIMIT_NOFILE is set to what it holds plus 1,
+// 2, ... until a reload fits: each step fails somewhere else (the new listener, the first
 // worker's spawn, the second's), each must roll back naming EMFILE and
 // leave no descriptor behind. Node 20's child_process leaks the pipes of a
 // spawn that fails with EMFILE, so WorkerHandle refuses a spawn that
 // would not fit (SPAWN_DESCRIPTORS): before that, +8 left three sockets.
+// In a worker, libuv resets the connections it cannot accept and Node says
+// nothing; the worker's own check with each heartbeat must.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
@@ -109,6 +111,31 @@ describe('fault catalogue: descriptors', () => {
     });
   });
 
+
+  it('descriptors run out in a worker: it says so within seconds, its listener stays, the master and the other worker serve, a reload brings fresh workers', { timeout: 60_000 }, async (t) => {
+    await withMaster(t, 'f-wfd', config(), 1, async (ns, master, pids) => {
+      const victim = pids[0]!;
+      const limit = fdCount(victim) + 4;
+      prlimitNofile(victim, `${limit}:${limit}`);
+      const from = master.logs.length;
+      const starved = await runLoad(ns, { url: URL_, requests: 4_000, concurrency: 32 });
+      // libuv resets what it cannot accept; Node says nothing of it. The worker's own check does.
+      const warned = await until(
+        () => master.logs.slice(from).find((l) => typeof l.msg === 'string' && l.msg.startsWith('worker near its descriptor limit') && l['pid'] === victim),
+        5_000,
+        'the starved worker to warn',
+      );
+      t.diagnostic(`${JSON.stringify({ ok: starved.ok, errors: starved.errors, workers: starved.workers })}; ${warned.msg}`);
+      assert.match(String(warned.msg), new RegExp(` of ${limit} open \\(RLIMIT_NOFILE\\)`));
+      assert.deepEqual(await serving(master, 5_000), pids, 'both workers still serve: the starved one is alive');
+      assert.equal((await ns.listeners(PORT)).length, 2, 'no listener lost');
+      assert.ok(Object.keys(starved.workers).length === 2, 'the other worker kept answering');
+      const report = (await master.control({ cmd: 'reload' })).result as Report;
+      assert.equal(report.result, 'ok');
+      const after = await runLoad(ns, { url: URL_, requests: 2_000, concurrency: 32 });
+      assert.equal(after.ok, 2_000, `fresh workers, fresh limits: ${JSON.stringify(after.errors)}`);
+    });
+  });
 });
 
 before(() => Netns.reapStale());
