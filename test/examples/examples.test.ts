@@ -1,14 +1,18 @@
 // Every example under handover, as a user runs it: its own handover.yaml
 // (app path made absolute, reloads on demand only), a real master in one
-// network namespace for the whole file (the examples use fixed ports, 3000
-// and 8080), keep-alive load while it reloads, then a graceful stop.
+// network namespace for the whole file (the examples use fixed ports, 3000,
+// 8080 and 8443), keep-alive load while it reloads, then a graceful stop.
+// examples/tls runs its own make-certs.sh and reloads by re-issuing.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { errorCount, startLoad, type LoadSummary } from '../harness/load.js';
 import { APPS, MasterProcess, ROOT } from '../harness/master.js';
 import { needsRoot, Netns } from '../harness/netns.js';
+import { startTlsLoad, tlsErrors, type TlsLoadSummary } from '../harness/tls-load.js';
 
 const WS_CLIENT = join(ROOT, 'test/fixtures/ws-client.mjs');
 const T = { timeout: 90_000 };
@@ -137,6 +141,55 @@ describe('examples under handover: serve from 2 workers, reload under keep-alive
       assert.deepEqual(summary.errors, {});
       assert.deepEqual(summary.generations, [1, 2, 3, 4, 5, 6], 'the reconnects reached each new generation');
     });
+  });
+
+  it('examples/tls: make-certs.sh issues the certificate; HTTP/1.1 and HTTP/2 on one address across a reload and two re-issues under load, every request a 200', T, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'handover-example-tls-'));
+    try {
+      // The script issues into DIR and renames over the served files, as a user reissues.
+      const issue = (): string => {
+        const r = spawnSync('sh', [join(ROOT, 'examples/tls/make-certs.sh'), dir], { encoding: 'utf8' });
+        assert.equal(r.status, 0, `make-certs.sh: ${r.stderr}`);
+        const serial = /^serial=([0-9A-F]+)$/m.exec(r.stdout)?.[1];
+        assert.ok(serial, `make-certs.sh prints the serial: ${r.stdout}`);
+        return serial;
+      };
+      const first = issue();
+      const file = join(ROOT, 'examples/tls/handover.yaml');
+      // As shipped (watch on: a re-issue is a reload), with the files in DIR and a short drain.
+      const yaml = readFileSync(file, 'utf8')
+        .replace(/^app: (.+)$/m, (_, path: string) => `app: ${resolve(dirname(file), path.trim())}`)
+        .replace(/(cert|key): certs\//g, `$1: ${dir}/`)
+        .replace(/^ {2}drain_timeout: .+$/m, '  drain_timeout: 5s\n  settle: 0s');
+      await served(t, yaml, async ({ master }) => {
+        const target = { url: `https://127.0.0.1:${portOf(yaml)}/`, ca: join(dir, 'ca.crt'), duration: 60_000, timeout: 5_000 };
+        const h1 = startTlsLoad(ns, { ...target, mode: 'h1-keepalive', concurrency: 4 });
+        const h2 = startTlsLoad(ns, { ...target, mode: 'h2', concurrency: 4 });
+        const summaries: TlsLoadSummary[] = [];
+        try {
+          await h2.firstSeen(first, 10_000);
+          await reload(master);
+          for (let i = 0; i < 2; i++) {
+            const serial = issue();
+            await h2.firstSeen(serial, 10_000);
+            await h1.firstSeen(serial, 10_000);
+          }
+        } finally {
+          summaries.push(await h1.stop(), await h2.stop());
+        }
+        const brief = summaries.map((x) => ({ mode: x.mode, requests: x.requests, ok: x.ok, errors: x.errors, protocols: x.protocols, serials: Object.keys(x.serials).length }));
+        t.diagnostic(JSON.stringify(brief));
+        for (const x of summaries) {
+          assert.equal(tlsErrors(x), 0, `no failed request: ${JSON.stringify(brief)}`);
+          assert.ok(x.requests > 0 && x.ok === x.requests, `every request a 200: ${JSON.stringify(brief)}`);
+          assert.equal(Object.keys(x.serials).length, 3, `each of the three certificates answered: ${JSON.stringify(brief)}`);
+        }
+        assert.deepEqual(Object.keys(summaries[0]!.protocols), ['http/1.1']);
+        assert.deepEqual(Object.keys(summaries[1]!.protocols), ['h2']);
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("an unmodified Fastify file ending in `await app.listen({ port: 3000, host: '127.0.0.1' })`", T, async (t) => {
