@@ -5,7 +5,8 @@
 //  1. Without a parser, for the files most people write: one that cannot
 //     name a control socket (no "control" outside its comment lines) uses
 //     the default socket, derived from its path; `control: { socket: P }`
-//     or `control:` + `socket: P` with P a plain path is read as written.
+//     or `control:` + `socket: P` with P a plain path (bare or quoted) is
+//     read as written.
 //     For reload's deadlines an upper bound is enough (they only bound how
 //     long the CLI waits for the master, which keeps its own deadlines):
 //     the longest value written for each key anywhere, else the defaults.
@@ -67,18 +68,24 @@ export async function locateMaster(file: string, wantDeadlines: boolean): Promis
   return (await fromYaml(text, file)) ?? validated(file);
 }
 
-/** A path YAML reads as the very string written: no quotes, flow or special characters, and a slash. */
-const PLAIN_PATH = String.raw`(?:/|\.\.?/)[\w./+=-]*`;
+/**
+ * A path YAML reads as the very string written: a slash, no flow or special
+ * characters, bare or in quotes (the caller has ruled out backslashes, so a
+ * double-quoted one holds no escape). Its text is the first capture that matched.
+ */
+const PATH = String.raw`(?:/|\.\.?/)[\w./+=-]*`;
+const PLAIN_PATH = String.raw`(?:(${PATH})|"(${PATH})"|'(${PATH})')`;
 const TRAILER = String.raw`[ \t]*(?:[ \t]#.*)?`;
-const FLOW_SOCKET = new RegExp(String.raw`^control:[ \t]*\{[ \t]*socket:[ \t]+(${PLAIN_PATH})[ \t]*\}${TRAILER}$`, 'm');
-const BLOCK_SOCKET = new RegExp(String.raw`^control:${TRAILER}\n(?:[ \t]*\n)* +socket:[ \t]+(${PLAIN_PATH})${TRAILER}$`, 'm');
+const FLOW_SOCKET = new RegExp(String.raw`^control:[ \t]*\{[ \t]*socket:[ \t]+${PLAIN_PATH}[ \t]*\}${TRAILER}$`, 'm');
+const BLOCK_SOCKET = new RegExp(String.raw`^control:${TRAILER}\n(?:[ \t]*\n)* +socket:[ \t]+${PLAIN_PATH}${TRAILER}$`, 'm');
 
 /** control.socket when the file writes it in one of the two plain forms, or names no control at all; undefined when a parser must tell. */
 function plainSocket(visible: string, file: string): string | undefined {
   const mentions = (word: string): number => visible.split(word).length - 1;
   if (mentions('control') === 0) return defaultControlSocket(file);
   if (mentions('control') > 1 || mentions('socket') !== 1) return undefined;
-  const given = (FLOW_SOCKET.exec(visible) ?? BLOCK_SOCKET.exec(visible))?.[1];
+  const m = FLOW_SOCKET.exec(visible) ?? BLOCK_SOCKET.exec(visible);
+  const given = m?.[1] ?? m?.[2] ?? m?.[3];
   if (given === undefined) return undefined;
   const socket = resolve(dirname(resolve(file)), given);
   return socketPathProblem(socket) ? undefined : socket;

@@ -26,6 +26,8 @@ const cases: [string, string][] = [
   ['an anchored control section', `control: &c { socket: ./anchored.sock }\n${base}`],
   ['control.socket as a block, with comments', `${base}control:   # where the CLI finds the master\n\n  # the socket:\n  socket: /run/handover/web.sock  # 0600\n`],
   ['control.socket quoted', `${base}control: { socket: "./quoted.sock" }\n`],
+  ['control.socket in single quotes, as a block', `${base}control:\n  socket: '${join(dir, 'single.sock')}'\n`],
+  ['control.socket quoted with a space inside', `${base}control: { socket: "./with space.sock" }\n`],
   ['control.socket without a slash', `${base}control: { socket: plain.sock }\n`],
   ['control in another value', `${base}env: { MODE: remote-control }\ncontrol: { socket: ./two.sock }\n`],
   ['deadlines set', `${base}reload: { ready_timeout: 2m, settle: 1500ms, drain_timeout: 90 }\n`],
