@@ -15,6 +15,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { openEnvelope } from '../src/protocol/worker.js';
 import { median, wrk, type WrkRun } from './wrk.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -67,8 +68,10 @@ function startServer(variant: 'counted' | 'bare'): Promise<Server> {
     child.once('message', (m: { port?: number }) => {
       clearTimeout(timer);
       const server: Server = { child, url: `http://127.0.0.1:${m.port}/`, reported: 0 };
-      child.on('message', (c: { type?: string; requests?: number[] }) => {
-        if (c.type === 'metrics') server.reported += (c.requests ?? []).reduce((a, b) => a + b, 0);
+      // The counters' messages come in the worker protocol's envelope, as the master receives them.
+      child.on('message', (raw: unknown) => {
+        const c = openEnvelope(raw) as { type?: string; requests?: number[] } | undefined;
+        if (c?.type === 'metrics') server.reported += (c.requests ?? []).reduce((a, b) => a + b, 0);
       });
       resolve(server);
     });
