@@ -72,6 +72,7 @@ describe('privileges', () => {
     });
     try {
       for (const pid of await master.serving()) assertUnprivileged(pid, NOBODY);
+      await master.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith("capabilities kept for the master's life"), 5_000);
       const m = credentials(master.pid);
       assert.equal(m.uid, 0);
       assert.equal(m.effective, capabilityMask(['setuid', 'setgid', 'kill', 'bpf']), 'the master kept exactly what it needs');
@@ -104,6 +105,7 @@ describe('privileges', () => {
         env: { NOTIFY_SOCKET: join(dir, 'unreachable.sock'), WATCHDOG_USEC: '30000000' },
       });
       const pids = await master.serving();
+      await master.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith("capabilities kept for the master's life"), 5_000);
       const m = credentials(master.pid);
       assert.equal(m.uid, NOBODY);
       assert.equal(m.effective, capabilityMask(['net_bind_service']), 'the master keeps net_bind_service (port 80 is bound at every reload)');
