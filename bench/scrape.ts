@@ -20,7 +20,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { median, pacedScript, wrk, type WrkRun } from './wrk.js';
+import { cpuSplit, median, pacedScript, pinned, wrk, type WrkRun } from './wrk.js';
+
+/** The master and its workers on one CPU, both wrks on the others (when there are two or more). */
+const SPLIT = cpuSplit();
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MAIN = join(ROOT, 'dist/main.js');
@@ -50,7 +53,8 @@ const RETENTION_FLAGS = '--max-semi-space-size=1';
 function startMaster(config: string, v8Defaults: boolean): Promise<Master> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, HANDOVER_LOG_PRETTY: '0', ...(v8Defaults ? {} : { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} ${RETENTION_FLAGS}`.trim() }) };
-    const child = spawn(process.execPath, [MAIN, 'start', '-c', config], { stdio: ['ignore', 'pipe', 'inherit'], env });
+    const [command, argv] = pinned(SPLIT?.servers, [process.execPath, MAIN, 'start', '-c', config]);
+    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'], env });
     const timer = setTimeout(() => reject(new Error(`the master did not serve within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
     let metrics: string | undefined;
     createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -95,7 +99,7 @@ async function main(): Promise<number> {
   });
   const runs = Number(values.runs);
   const n = Number(values.scrapes);
-  const load = { seconds: Number(values.seconds), connections: Number(values.connections), threads: 1 };
+  const load = { seconds: Number(values.seconds), connections: Number(values.connections), threads: 1, ...(SPLIT ? { cpus: SPLIT.load } : {}) };
   const log = (line: string): void => void (values.json ? undefined : process.stderr.write(`${line}\n`));
   const dir = mkdtempSync(join(tmpdir(), 'handover-bench-scrape-'));
   const config = join(dir, 'handover.yaml');
@@ -110,7 +114,7 @@ async function main(): Promise<number> {
     // Warm up under load, so that what exists only once workers report (their series, the render paths) exists before RSS is taken.
     const warmup = join(dir, 'warmup.lua');
     writeFileSync(warmup, pacedScript(WARMUP_SCRAPES, 2));
-    await Promise.all([wrk({ ...load, url: appUrl, seconds: 5 }), wrk({ url: metricsUrl, seconds: 5, connections: 1, threads: 1, script: warmup })]);
+    await Promise.all([wrk({ ...load, url: appUrl, seconds: 5 }), wrk({ url: metricsUrl, seconds: 5, connections: 1, threads: 1, script: warmup, cpus: load.cpus })]);
     // The scraper is wrk too (one connection, paced by a Lua script): a C client costs the machine far less than a node one.
     const paced = join(dir, 'paced.lua');
     // wrk runs for its whole -d even after the script stopped its thread: pace the scrapes to end a little early.
@@ -120,7 +124,7 @@ async function main(): Promise<number> {
     for (let i = 0; i < runs; i++) {
       const run = async (scraped: boolean): Promise<{ wrk: WrkRun; scrapes: WrkRun | undefined; ticks: number }> => {
         const ticks = cpuTicks(pid);
-        const scraping = scraped ? wrk({ url: metricsUrl, seconds: load.seconds, connections: 1, threads: 1, script: paced }) : Promise.resolve(undefined);
+        const scraping = scraped ? wrk({ url: metricsUrl, seconds: load.seconds, connections: 1, threads: 1, script: paced, cpus: load.cpus }) : Promise.resolve(undefined);
         const [w, scrapes] = await Promise.all([wrk({ ...load, url: appUrl }), scraping]);
         return { wrk: w, scrapes, ticks: cpuTicks(pid) - ticks };
       };
