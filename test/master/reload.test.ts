@@ -204,9 +204,15 @@ describe('reload', () => {
       const { summary, reports, seconds } = await reloadsUnderLoad(ns, master, 50, ['cli', 'signal', 'socket']);
       const afterC = await ns.tcpExt(master.pid);
       t.diagnostic(`50 reloads in ${seconds.toFixed(1)} s; load ${short(summary)}`);
+      // What the kernel and the drains say, to tell a failed request's cause should one fail.
+      const evidence = JSON.stringify({
+        TCPMigrateReqFailure: delta(before, afterC, 'TCPMigrateReqFailure'), ListenDrops: delta(before, afterC, 'ListenDrops'),
+        killedAtDrain: reports.reduce((n, r) => n + (r.drain?.killed ?? 0), 0), halfOpenAtCutover: reports.reduce((n, r) => n + (typeof r.halfOpenAtCutover === 'object' ? r.halfOpenAtCutover.count : (r.halfOpenAtCutover ?? 0)), 0),
+      });
+      t.diagnostic(`kernel and drains: ${evidence}`);
       assertChain(reports, 'migrate');
       assert.equal(reports.length, 50);
-      assert.equal(errorCount(summary), 0, `no request failed: ${short(summary)}`);
+      assert.equal(errorCount(summary), 0, `no request failed: ${short(summary)}; ${evidence}`);
       assert.equal(summary.ok, summary.requests, `every request a 200: ${short(summary)}`);
       assert.ok(summary.requests >= 5_000, `at least 5,000 requests ran during the reloads: ${summary.requests}`);
       assert.equal(delta(before, afterC, 'TCPMigrateReqFailure'), 0, 'TCPMigrateReqFailure did not move');
