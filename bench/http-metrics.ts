@@ -16,10 +16,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { openEnvelope } from '../src/protocol/worker.js';
-import { cpuSplit, median, pinned, wrk, type WrkRun } from './wrk.js';
+import { choosePinning, pinned } from './lib/pinning.js';
+import { median, wrk, type WrkRun } from './wrk.js';
 
 /** Servers on one CPU, wrk on the others (when there are two or more). */
-const SPLIT = cpuSplit();
+const PINNING = choosePinning(cpus().length);
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const COUNTERS = join(ROOT, 'dist/worker/http-metrics.js');
@@ -64,8 +65,8 @@ interface Server {
 
 function startServer(variant: 'counted' | 'bare'): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const [command, argv] = pinned(SPLIT?.servers, [process.execPath, '--input-type=module', '-e', SERVER, variant, COUNTERS, HELLO]);
-    const child = spawn(command, argv, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const [command, ...argv] = pinned(PINNING.servers, [process.execPath, '--input-type=module', '-e', SERVER, variant, COUNTERS, HELLO]);
+    const child = spawn(command!, argv, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     const timer = setTimeout(() => reject(new Error(`${variant} server did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
     child.once('message', (m: { port?: number }) => {
       clearTimeout(timer);
@@ -138,7 +139,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const runs = Number(values.runs);
-  const load = { seconds: Number(values.seconds), connections: Number(values.connections), threads: 1, ...(SPLIT ? { cpus: SPLIT.load } : {}) };
+  const load = { seconds: Number(values.seconds), connections: Number(values.connections), threads: 1, cpus: PINNING.load };
   const log = (line: string): void => void (values.json ? undefined : process.stderr.write(`${line}\n`));
   const servers: Server[] = [];
   try {

@@ -20,10 +20,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cpuSplit, median, pacedScript, pinned, wrk, type WrkRun } from './wrk.js';
+import { choosePinning, pinned } from './lib/pinning.js';
+import { median, pacedScript, wrk, type WrkRun } from './wrk.js';
 
 /** The master and its workers on one CPU, both wrks on the others (when there are two or more). */
-const SPLIT = cpuSplit();
+const PINNING = choosePinning(cpus().length);
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MAIN = join(ROOT, 'dist/main.js');
@@ -53,8 +54,8 @@ const RETENTION_FLAGS = '--max-semi-space-size=1';
 function startMaster(config: string, v8Defaults: boolean): Promise<Master> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, HANDOVER_LOG_PRETTY: '0', ...(v8Defaults ? {} : { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} ${RETENTION_FLAGS}`.trim() }) };
-    const [command, argv] = pinned(SPLIT?.servers, [process.execPath, MAIN, 'start', '-c', config]);
-    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'], env });
+    const [command, ...argv] = pinned(PINNING.servers, [process.execPath, MAIN, 'start', '-c', config]);
+    const child = spawn(command!, argv, { stdio: ['ignore', 'pipe', 'inherit'], env });
     const timer = setTimeout(() => reject(new Error(`the master did not serve within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
     let metrics: string | undefined;
     createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -99,7 +100,7 @@ async function main(): Promise<number> {
   });
   const runs = Number(values.runs);
   const n = Number(values.scrapes);
-  const load = { seconds: Number(values.seconds), connections: Number(values.connections), threads: 1, ...(SPLIT ? { cpus: SPLIT.load } : {}) };
+  const load = { seconds: Number(values.seconds), connections: Number(values.connections), threads: 1, cpus: PINNING.load };
   const log = (line: string): void => void (values.json ? undefined : process.stderr.write(`${line}\n`));
   const dir = mkdtempSync(join(tmpdir(), 'handover-bench-scrape-'));
   const config = join(dir, 'handover.yaml');

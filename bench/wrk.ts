@@ -1,7 +1,7 @@
 // Keep-alive throughput with wrk, for the benchmarks that compare a variant
 // against a baseline in the same run (bench/http-metrics.ts, bench/scrape.ts).
 import { spawn } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { pinned } from './lib/pinning.js';
 
 export interface WrkRun {
   readonly requestsPerSecond: number;
@@ -19,32 +19,16 @@ export interface WrkOptions {
   readonly threads: number;
   /** A wrk Lua script (its path). */
   readonly script?: string;
-  /** CPUs for wrk (a taskset list), away from the servers'; all when absent. */
-  readonly cpus?: string | undefined;
-}
-
-/**
- * On a machine with two CPUs or more: the servers on the first, the load
- * generators on the rest (as `npm run bench` splits them). Without it the
- * scheduler moves the servers and wrk around, and a pair of runs measured
- * 0.79–1.12× for the same code. Undefined on one CPU: nothing is pinned.
- */
-export function cpuSplit(): { servers: string; load: string } | undefined {
-  const n = availableParallelism();
-  return n >= 2 ? { servers: '0', load: n === 2 ? '1' : `1-${n - 1}` } : undefined;
-}
-
-/** `argv` run on `cpus` (through taskset), or as it is. */
-export function pinned(cpus: string | undefined, argv: readonly string[]): [string, string[]] {
-  return cpus === undefined ? [argv[0]!, argv.slice(1)] : ['taskset', ['-c', cpus, ...argv]];
+  /** CPUs for wrk (a taskset list), away from the servers'; all when absent or null. */
+  readonly cpus?: string | null;
 }
 
 /** Runs wrk once; rejects when wrk is missing or prints no figure. */
 export function wrk(o: WrkOptions): Promise<WrkRun> {
   return new Promise((resolve, reject) => {
     const args = [`-t${o.threads}`, `-c${o.connections}`, `-d${o.seconds}s`, '--timeout', '5s', ...(o.script ? ['-s', o.script] : []), o.url];
-    const [command, argv] = pinned(o.cpus, ['wrk', ...args]);
-    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [command, ...argv] = pinned(o.cpus ?? null, ['wrk', ...args]);
+    const child = spawn(command!, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));

@@ -10,25 +10,9 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Netns } from '../../test/harness/netns.js';
 import { CpuGroup } from './cpu-group.js';
+import { choosePinning, pinned, type Pinning } from './pinning.js';
 
-export interface Pinning {
-  /** taskset CPU list for the servers (masters, workers, reload commands), or null when not pinned. */
-  readonly servers: string | null;
-  /** taskset CPU list for the load generator, or null. */
-  readonly load: string | null;
-  readonly loadCpus: number;
-  readonly note: string;
-}
-
-/** Servers on the first half of the CPUs, the load generator on the rest; none with one CPU. */
-export function choosePinning(count: number): Pinning {
-  if (count < 2) return { servers: null, load: null, loadCpus: 1, note: 'not pinned (1 CPU)' };
-  const half = Math.floor(count / 2);
-  const list = (from: number, to: number): string => (from === to ? String(from) : `${from}-${to}`);
-  const servers = list(0, half - 1);
-  const load = list(half, count - 1);
-  return { servers, load, loadCpus: count - half, note: `taskset: servers on CPU ${servers}, load generator on CPU ${load}` };
-}
+export { choosePinning, type Pinning } from './pinning.js';
 
 export type Side = 'servers' | 'load';
 
@@ -63,9 +47,8 @@ export class Box {
   /** `cmd args` inside the namespace, pinned to the side's CPUs. child.pid is the command's own pid. */
   spawn(side: Side, cmd: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
     const cpuList = side === 'servers' ? this.pinning.servers : this.pinning.load;
-    const pinned = cpuList === null ? [cmd, ...args] : ['taskset', '-c', cpuList, cmd, ...args];
     // Into the group first: `ip netns exec` mounts a sysfs of the namespace's own, without the cgroup tree.
-    const inNs = ['ip', 'netns', 'exec', this.ns.name, ...pinned];
+    const inNs = ['ip', 'netns', 'exec', this.ns.name, ...pinned(cpuList, [cmd, ...args])];
     const group = this.groups[side];
     const argv = group ? group.wrap(inNs) : inNs;
     const child = spawnChild(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
