@@ -10,10 +10,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { runLoad } from '../harness/load.js';
-import { HELLO, MasterProcess, sleep, until, type Status } from '../harness/master.js';
-import { needsRoot, Netns } from '../harness/netns.js';
+import { HELLO, MasterProcess, sleep, until, withMaster, type Status } from '../harness/master.js';
+import { Netns } from '../harness/netns.js';
 
 const PORT = 8080;
 const URL_ = `http://127.0.0.1:${PORT}/`;
@@ -26,21 +26,6 @@ interface Report {
   result: string;
   reason?: string;
   generation: number | null;
-}
-
-async function withMaster(t: TestContext, prefix: string, yaml: string, migrate: 0 | 1, body: (ns: Netns, master: MasterProcess, pids: number[]) => Promise<void>): Promise<void> {
-  if (!needsRoot(t)) return;
-  const ns = await Netns.create(prefix);
-  let master: MasterProcess | undefined;
-  try {
-    await ns.sysctl('net.ipv4.tcp_migrate_req', migrate);
-    master = MasterProcess.start({ yaml, ns });
-    const pids = await master.serving();
-    await body(ns, master, pids);
-  } finally {
-    await master?.dispose();
-    await ns.destroy();
-  }
 }
 
 const fdCount = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
@@ -72,7 +57,7 @@ function prlimitNofile(pid: number, limit: string): void {
 
 describe('fault catalogue: descriptors', () => {
   it('descriptors run out in the master at every step of a reload: each rolls back naming EMFILE, nothing leaks, the old generation serves; with enough the reload goes through', { timeout: 120_000 }, async (t) => {
-    await withMaster(t, 'p-emfile', config(), 1, async (ns, master, pids) => {
+    await withMaster(t, 'p-emfile', config(), async (ns, master, pids) => {
       const hard = /Max open files\s+\d+\s+(\d+)/.exec(readFileSync(`/proc/${master.pid}/limits`, 'utf8'))?.[1] ?? '1024';
       // The master opens descriptors for a moment now and then (/proc reads): the fewest seen is its own.
       let before = fdList(master.pid);
@@ -108,12 +93,12 @@ describe('fault catalogue: descriptors', () => {
       assert.match(outcomes.at(-1) ?? '', /: ok$/, `with enough descriptors the reload goes through:\n${outcomes.join('\n')}`);
       const load = await runLoad(ns, { url: URL_, requests: 200, concurrency: 8 });
       assert.equal(load.ok, 200);
-    });
+    }, { migrateReq: 1 });
   });
 
 
   it('descriptors run out in a worker: it says so within seconds, its listener stays, the master and the other worker serve, a reload brings fresh workers', { timeout: 60_000 }, async (t) => {
-    await withMaster(t, 'f-wfd', config(), 1, async (ns, master, pids) => {
+    await withMaster(t, 'f-wfd', config(), async (ns, master, pids) => {
       const victim = pids[0]!;
       const limit = fdCount(victim) + 4;
       prlimitNofile(victim, `${limit}:${limit}`);
@@ -134,7 +119,7 @@ describe('fault catalogue: descriptors', () => {
       assert.equal(report.result, 'ok');
       const after = await runLoad(ns, { url: URL_, requests: 2_000, concurrency: 32 });
       assert.equal(after.ok, 2_000, `fresh workers, fresh limits: ${JSON.stringify(after.errors)}`);
-    });
+    }, { migrateReq: 1 });
   });
 });
 
