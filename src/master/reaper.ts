@@ -15,7 +15,13 @@ export const ORPHAN_REAP_MS = 1_000;
 /** Zombies whose parent is `parent`, other than `own`, from /proc. */
 export function orphanZombies(parent: number, own: ReadonlySet<number>): number[] {
   const found: number[] = [];
-  for (const name of readdirSync('/proc')) {
+  let names: string[];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return found; // EMFILE at the descriptor limit: the next round looks again
+  }
+  for (const name of names) {
     if (!/^\d+$/.test(name)) continue;
     const pid = Number(name);
     if (own.has(pid)) continue;

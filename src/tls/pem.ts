@@ -117,6 +117,9 @@ export function readPrivateKey(file: string, passphrase: string | undefined): Ke
   } catch (err) {
     const message = (err as Error).message;
     if (encrypted && /bad decrypt|decrypt/i.test(message)) throw TlsError.of(file, 'cannot decrypt the private key: wrong passphrase');
+    // A wrong passphrase passes the padding check about once in 256 tries
+    // and the garbage then fails to decode ("DECODER routines::unsupported").
+    if (encrypted) throw TlsError.of(file, `cannot decrypt the private key: wrong passphrase, or the file is damaged (${message})`);
     throw TlsError.of(file, `the private key does not parse: ${message}`);
   }
 }
