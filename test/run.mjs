@@ -9,7 +9,8 @@
 //
 // So at most two files run at once, and never two load tests. The load
 // lane's output streams; the other lane's is printed when it ends (each
-// lane's own summary, then a line per lane). `node test/run.mjs PATTERN...`
+// lane's own summary, then a line per lane, then again the failing tests of
+// any lane that failed). `node test/run.mjs PATTERN...`
 // runs only the files whose path contains one of the patterns.
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -60,11 +61,15 @@ function run(lane) {
     const child = spawn(
       process.execPath,
       ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...lane.files],
-      { cwd: root, stdio: ['ignore', lane.stream ? 'inherit' : 'pipe', lane.stream ? 'inherit' : 'pipe'] },
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const chunks = [];
-    child.stdout?.on('data', (d) => chunks.push(d));
-    child.stderr?.on('data', (d) => chunks.push(d));
+    const keep = (out) => (d) => {
+      chunks.push(d);
+      if (lane.stream) out.write(d);
+    };
+    child.stdout.on('data', keep(process.stdout));
+    child.stderr.on('data', keep(process.stderr));
     // Interrupted: stop the lanes (their tests clean up on SIGTERM), then exit.
     const stop = () => child.kill('SIGTERM');
     process.once('SIGINT', stop);
@@ -74,12 +79,30 @@ function run(lane) {
         process.stdout.write(`\n===== lane "${lane.name}" (${lane.files.length} files) =====\n`);
         process.stdout.write(Buffer.concat(chunks));
       }
-      resolve({ lane, code: code ?? (signal ? 1 : 0), seconds: (Date.now() - started) / 1000 });
+      resolve({ lane, code: code ?? (signal ? 1 : 0), seconds: (Date.now() - started) / 1000, output: Buffer.concat(chunks).toString() });
     });
   });
 }
 
+/**
+ * The reporter's "failing tests" section of a lane's output, long lines cut:
+ * printed again last, so that the end of the log (all a CI summary may keep)
+ * says which test failed and why, whichever lane it was in.
+ */
+function failures(output) {
+  const at = output.lastIndexOf('failing tests:');
+  if (at < 0) return undefined;
+  const lines = output.slice(at).split('\n').filter((l) => l.trim() !== '');
+  const cut = lines.slice(0, 80).map((l) => (l.length > 400 ? `${l.slice(0, 400)} …` : l));
+  if (lines.length > cut.length) cut.push(`… ${lines.length - cut.length} more lines above, in the lane's output`);
+  return cut.join('\n');
+}
+
 const results = await Promise.all(lanes.map(run));
+for (const r of results) {
+  const f = r.code === 0 ? undefined : failures(r.output);
+  if (f) console.log(`\n===== lane "${r.lane.name}": ${f}`);
+}
 for (const r of results) {
   console.log(`lane "${r.lane.name}": ${r.lane.files.length} files, ${r.seconds.toFixed(0)} s, ${r.code === 0 ? 'passed' : `FAILED (exit ${r.code})`}`);
 }

@@ -10,7 +10,7 @@ import type { DropReason, ListenerPlan } from '../../protocol/control.js';
 import { pollUntil } from '../clock.js';
 import { retireAll, type Generation } from '../generation.js';
 import { countCutover } from '../reload-plan.js';
-import type { WorkerHandle } from '../worker-handle.js';
+import { exitedOrKilled, type WorkerHandle } from '../worker-handle.js';
 import type { CutoverFigures, HandoffContext } from './strategy.js';
 
 /** How long workers get to acknowledge "stop accepting" before the master shuts their listeners anyway. */
@@ -139,7 +139,10 @@ export async function rollbackGeneration(ctx: HandoffContext, migrates: boolean)
   const { next, log } = ctx;
   next.cancelBackoffs();
   const live = next.liveWorkers();
-  for (const w of live) if (w.state === 'starting') w.kill('SIGKILL');
+  // A starting worker holds copies of the new listeners: they stay in the
+  // reuseport group (taking SYNs) until the process is gone, so wait for it.
+  const starting = live.filter((w) => w.state === 'starting');
+  const gone = exitedOrKilled(starting, 0, () => {}, (w) => log.warn(`worker ${w.index} (${w.who}) did not exit on SIGKILL: its copies of the new listeners stay open until it does`));
   const served = live.filter((w) => w.state !== 'starting');
   const own = next.listeners().filter((l) => !next.inherited.has(l));
   const drainMs = next.config.reload.drainTimeoutMs;
@@ -151,6 +154,7 @@ export async function rollbackGeneration(ctx: HandoffContext, migrates: boolean)
   } else {
     await Promise.all(served.map((w) => w.drain(drainMs, DRAIN_ACK_TIMEOUT_MS)));
   }
+  await gone;
   retireAll(own, log);
   for (const slot of next.slots) slot.listeners = [];
 }
