@@ -145,6 +145,16 @@ function signalAll(pids: readonly number[], sig: NodeJS.Signals): void {
 
 const short = (s: LoadSummary): string => JSON.stringify({ ...s, latencyMs: s.latencyMs, workers: Object.keys(s.workers).length });
 
+/** Where a failed request's time falls against the reloads: the nearest one's id and the ms from its start (+ after). */
+function nearestReload(reports: readonly ReloadReport[], at: number): string {
+  let best: { id: number; ms: number; took: number } | undefined;
+  for (const r of reports) {
+    const ms = at - Date.parse(r.startedAt);
+    if (!best || Math.abs(ms) < Math.abs(best.ms)) best = { id: r.id, ms, took: Math.round(r.durationMs) };
+  }
+  return best ? `reload ${best.id} ${best.ms >= 0 ? '+' : ''}${best.ms} ms (it took ${best.took} ms)` : `no reload`;
+}
+
 /** Checks a run of consecutive ok reports: each one's previous is the one before's generation, one apart. */
 function assertChain(reports: readonly ReloadReport[], strategy: string): void {
   reports.forEach((r, i) => {
@@ -208,6 +218,7 @@ describe('reload', () => {
       const evidence = JSON.stringify({
         TCPMigrateReqFailure: delta(before, afterC, 'TCPMigrateReqFailure'), ListenDrops: delta(before, afterC, 'ListenDrops'),
         killedAtDrain: reports.reduce((n, r) => n + (r.drain?.killed ?? 0), 0), halfOpenAtCutover: reports.reduce((n, r) => n + (typeof r.halfOpenAtCutover === 'object' ? r.halfOpenAtCutover.count : (r.halfOpenAtCutover ?? 0)), 0),
+        errorsNearReloads: summary.errorsAt.map((at) => nearestReload(reports, at)),
       });
       t.diagnostic(`kernel and drains: ${evidence}`);
       assertChain(reports, 'migrate');

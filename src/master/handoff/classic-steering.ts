@@ -21,6 +21,8 @@
 import { attachSteering, detachSteering } from '../../bpf/index.js';
 import type { Logger } from '../../log/logger.js';
 import type { GroupChange, GroupSteering, Listener, ReuseportGroup } from '../../net/index.js';
+import type { Generation } from '../generation.js';
+import type { Groups } from '../spawn.js';
 
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
@@ -120,4 +122,28 @@ export class ClassicSteering implements GroupSteering {
     if (anchor === undefined) throw new Error(`steering ${this.group.address.text}: no member to attach through`);
     attachSteering(anchor.fd, slots);
   }
+}
+
+/**
+ * Steers every address `to` serves and `from` listens on to `to`'s
+ * listeners (an address whose listeners `to` shares with `from` needs
+ * none). Throws, with nothing left attached, when a program cannot be
+ * attached.
+ */
+export function steerGenerations(from: Generation, to: Generation, groups: Groups, log: Logger): ClassicSteering[] {
+  const steerings: ClassicSteering[] = [];
+  try {
+    for (const spec of to.specs) {
+      const address = spec.address.text;
+      const group = groups.get(address);
+      const targets = to.listenersOf(address).filter((l) => group?.members.includes(l) === true);
+      const shared = (l: Listener): boolean => to.listenersOf(address).includes(l);
+      if (!group || targets.length === 0 || from.listenersOf(address).every(shared)) continue;
+      steerings.push(ClassicSteering.steer(group, targets, shared, log));
+    }
+  } catch (err) {
+    for (const s of steerings) s.end();
+    throw err;
+  }
+  return steerings;
 }

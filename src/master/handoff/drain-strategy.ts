@@ -19,7 +19,7 @@ import { retireAll, type Generation } from '../generation.js';
 import type { KernelState } from '../kernel-state.js';
 import { countCutover } from '../reload-plan.js';
 import type { Groups } from '../spawn.js';
-import { ClassicSteering } from './classic-steering.js';
+import { steerGenerations, type ClassicSteering } from './classic-steering.js';
 import { DRAIN_ACK_TIMEOUT_MS, rollbackGeneration } from './cutover.js';
 import { captureHalfOpen, steeredDrainMs, stillHalfOpen, waitEmptied } from './steered-drain.js';
 import type { CutoverFigures, HandoffContext, HandoffStrategy } from './strategy.js';
@@ -151,20 +151,7 @@ export class DrainStrategy implements HandoffStrategy {
    * (with nothing left attached) when a program cannot be attached.
    */
   #steer(from: Generation, to: Generation): Steered {
-    const steerings: ClassicSteering[] = [];
-    try {
-      for (const spec of to.specs) {
-        const address = spec.address.text;
-        const group = this.groups.get(address);
-        const targets = to.listenersOf(address).filter((l) => group?.members.includes(l) === true);
-        const shared = (l: Listener): boolean => to.listenersOf(address).includes(l);
-        if (!group || targets.length === 0 || from.listenersOf(address).every(shared)) continue;
-        steerings.push(ClassicSteering.steer(group, targets, shared, this.log));
-      }
-    } catch (err) {
-      for (const s of steerings) s.end();
-      throw err;
-    }
+    const steerings = steerGenerations(from, to, this.groups, this.log);
     const shared = new Set(to.listeners());
     return { steerings, snapshots: captureHalfOpen(from.listeners().filter((l) => !shared.has(l) && !l.closed)) };
   }
