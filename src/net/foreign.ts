@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { SocketAddress } from '../config/types.js';
 import { addressText, encodeSockaddr } from '../sys/index.js';
-import { readTcpTable, TCP_LISTEN } from './tcp-table.js';
+import { readListeningTable } from './tcp-table.js';
 import type { TcpTableEntry } from './tcp-table.js';
 
 export interface ForeignListener {
@@ -29,8 +29,8 @@ export interface ForeignListener {
 export function findForeignListeners(address: SocketAddress): ForeignListener[] {
   if (address.port === 0) return [];
   const ours = normalise(addressBytes(address));
-  const found = readTcpTable('self').filter(
-    (e) => e.state === TCP_LISTEN && e.localPort === address.port && overlaps(normalise(e.localBytes), ours),
+  const found = readListeningTable('self').filter(
+    (e) => e.localPort === address.port && overlaps(normalise(e.localBytes), ours),
   );
   if (found.length === 0) return [];
   const owners = socketOwners(new Set(found.map((e) => e.inode)));

@@ -6,7 +6,7 @@ export { Listener, openListener, openListeners, queuedOn, quietly } from './list
 export type { GroupMembership } from './listener.js';
 export { findForeignListeners } from './foreign.js';
 export type { ForeignListener } from './foreign.js';
-export { joinOrder, readTcpTable, TCP_LISTEN, TCP_SYN_RECV } from './tcp-table.js';
+export { joinOrder, readListeningTable, readTcpTable, TCP_LISTEN, TCP_SYN_RECV } from './tcp-table.js';
 export { countSynRecv, HALF_OPEN_POLL_MS, HalfOpenSnapshot } from './half-open.js';
 export type { HalfOpenWait } from './half-open.js';
 export type { TcpTableEntry } from './tcp-table.js';

@@ -10,7 +10,7 @@ import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import type { SocketAddress } from '../../src/config/types.js';
 import {
-  findForeignListeners, listenerSpec, openListener, openListeners, readTcpTable, ReuseportGroup, sameSpec, socketAddress,
+  findForeignListeners, listenerSpec, openListener, openListeners, readListeningTable, readTcpTable, ReuseportGroup, sameSpec, socketAddress,
   specKey, SyscallError, TCP_LISTEN,
 } from '../../src/net/index.js';
 import type { GroupChange, Listener, ListenerSpec } from '../../src/net/index.js';
@@ -228,6 +228,39 @@ describe('ReuseportGroup', () => {
       assert.deepEqual(group.members.map((l) => ls.indexOf(l)), [0, 2], 'socket 2 (joined last) took slot 1');
     } finally {
       for (const l of ls) l.close();
+    }
+  });
+});
+
+describe('readListeningTable', () => {
+  // It stops at the first row that is not LISTEN: the kernel prints the
+  // listening hash before the connections. Listeners made after hundreds of
+  // connections (more than one 64 KiB read of rows) must still be found.
+  it('finds every LISTEN row readTcpTable finds, listeners made after 400 connections included, and nothing else', async () => {
+    const server = net.createServer((s) => s.on('error', () => {}));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    const clients = await Promise.all(Array.from({ length: 400 }, () => new Promise<net.Socket>((resolve, reject) => {
+      const c = net.connect(port, '127.0.0.1', () => resolve(c));
+      c.on('error', reject);
+    })));
+    const later = await Promise.all([0, 1].map(() => new Promise<net.Server>((resolve) => {
+      const s = net.createServer();
+      s.listen(0, '127.0.0.1', () => resolve(s));
+    })));
+    try {
+      const ours = new Set([server, ...later].map((s) => (s.address() as net.AddressInfo).port));
+      const full = readTcpTable();
+      assert.ok(full.length * 150 > 64 * 1024, `the table is longer than one read (${full.length} rows)`);
+      const listening = readListeningTable();
+      assert.ok(listening.every((e) => e.state === TCP_LISTEN), 'only LISTEN rows');
+      const key = (e: { localPort: number; inode: number }): string => `${e.localPort}/${e.inode}`;
+      const mine = (rows: typeof full): string[] => rows.filter((e) => e.state === TCP_LISTEN && ours.has(e.localPort)).map(key).sort();
+      assert.deepEqual(mine(listening), mine(full));
+      assert.equal(mine(listening).length, 3);
+    } finally {
+      for (const c of clients) c.destroy();
+      for (const s of [server, ...later]) s.close();
     }
   });
 });
