@@ -2,7 +2,7 @@
 // Addresses are printed as 32-bit words in host byte order (little-endian
 // here), ports as host-order numbers.
 
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { formatIPv4, formatIPv6 } from '../sys/index.js';
 
 export const TCP_LISTEN = 0x0a;
@@ -28,29 +28,12 @@ export interface TcpTableEntry {
 
 /** The TCP sockets of the network namespace of `pid` (default: this process's). */
 export function readTcpTable(pid: number | 'self' = 'self'): TcpTableEntry[] {
-  return [...readOne(`/proc/${pid}/net/tcp`, 4), ...readOne(`/proc/${pid}/net/tcp6`, 6)];
+  return [...readRows(`/proc/${pid}/net/tcp`, 4), ...readRows(`/proc/${pid}/net/tcp6`, 6)];
 }
 
 /** The LISTEN sockets of the network namespace of `pid`, without reading its connections (see readListening). */
 export function readListeningTable(pid: number | 'self' = 'self'): TcpTableEntry[] {
   return [...readListening(`/proc/${pid}/net/tcp`, 4), ...readListening(`/proc/${pid}/net/tcp6`, 6)];
-}
-
-function readOne(path: string, family: 4 | 6): TcpTableEntry[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'latin1');
-  } catch (err) {
-    // No IPv6 in this kernel or namespace: no table.
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-  const entries: TcpTableEntry[] = [];
-  for (const line of text.split('\n').slice(1)) {
-    const entry = parseLine(line, family);
-    if (entry) entries.push(entry);
-  }
-  return entries;
 }
 
 // "  0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  0  0 12345 1 ..."
@@ -108,7 +91,7 @@ export function joinOrder(inodes: readonly number[], family: 4 | 6, pid: number 
   return family === 4 ? listed.reverse() : listed;
 }
 
-/** How much of a table readListening reads at a time. */
+/** How much of a table readRows reads at a time. */
 const CHUNK_BYTES = 64 * 1024;
 
 /**
@@ -119,6 +102,15 @@ const CHUNK_BYTES = 64 * 1024;
  * row in another state ends the listeners.
  */
 function readListening(path: string, family: 4 | 6): TcpTableEntry[] {
+  return readRows(path, family, (e) => e.state !== TCP_LISTEN);
+}
+
+/**
+ * The rows of one table, in the kernel's order, up to the first for which
+ * `stop` is true (left out), else all of them; no table (no IPv6 in this
+ * kernel or namespace) is an empty one.
+ */
+function readRows(path: string, family: 4 | 6, stop: (entry: TcpTableEntry) => boolean = () => false): TcpTableEntry[] {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -142,7 +134,7 @@ function readListening(path: string, family: 4 | 6): TcpTableEntry[] {
         }
         const entry = parseLine(line, family);
         if (!entry) continue;
-        if (entry.state !== TCP_LISTEN) return entries;
+        if (stop(entry)) return entries;
         entries.push(entry);
       }
       if (n === 0) return entries;
