@@ -75,11 +75,12 @@ function run(lane) {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     child.once('close', (code, signal) => {
+      const output = Buffer.concat(chunks);
       if (!lane.stream) {
         process.stdout.write(`\n===== lane "${lane.name}" (${lane.files.length} files) =====\n`);
-        process.stdout.write(Buffer.concat(chunks));
+        process.stdout.write(output);
       }
-      resolve({ lane, code: code ?? (signal ? 1 : 0), seconds: (Date.now() - started) / 1000, output: Buffer.concat(chunks).toString() });
+      resolve({ lane, code: code ?? (signal ? 1 : 0), seconds: (Date.now() - started) / 1000, output: output.toString() });
     });
   });
 }
