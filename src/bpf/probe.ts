@@ -7,6 +7,7 @@
 // namespace). Pure reads, except the canaries' throw-away sockets.
 
 import { closeSync, constants as fsConstants, openSync, readFileSync } from 'node:fs';
+import { ResourceShortage } from '../config/index.js';
 import {
   attachReuseportCbpf, close, constants as C, effectiveCapabilities, kernelVersion, setsockoptInt, socket,
 } from '../sys/index.js';
@@ -99,12 +100,14 @@ export async function refreshSysctl(probe: KernelProbe): Promise<KernelProbe> {
   return Object.freeze({ ...probe, tcpMigrateReq, canary: Object.freeze({ ...probe.canary, sysctl }), probedAt: new Date().toISOString() });
 }
 
-/** The sysctl's value, and whether opening it for writing is allowed (nothing is written). */
+/** The sysctl's value, and whether opening it for writing is allowed (nothing is written). Throws ResourceShortage. */
 export function probeSysctl(path = TCP_MIGRATE_REQ_PATH): SysctlProbe {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
+    // Out of descriptors says nothing of the kernel: not "absent".
+    ResourceShortage.check(err, path, (code) => `cannot read ${path}: ${code}`);
     return { value: null, writable: false, why: describe(err) };
   }
   const value = text.trim() === '1' ? 1 : 0;
@@ -112,6 +115,7 @@ export function probeSysctl(path = TCP_MIGRATE_REQ_PATH): SysctlProbe {
     closeSync(openSync(path, fsConstants.O_WRONLY));
     return { value, writable: true };
   } catch (err) {
+    ResourceShortage.check(err, path, (code) => `cannot open ${path}: ${code}`);
     return { value, writable: false, why: describe(err) };
   }
 }

@@ -3,10 +3,13 @@
 // them becomes a problem the loader pins to the key that names the path
 // (`file:line:col: app: ...`), so a symlink loop or a missing permission is
 // refused like any other configuration error (exit 2), not as a bare errno.
+// Running out of descriptors or memory is no fault of the file: that is
+// thrown as a ResourceShortage instead.
 
 import { closeSync, constants, accessSync, fstatSync, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { MAX_CONFIG_BYTES } from './limits.js';
+import { ResourceShortage } from './problems.js';
 
 const EXPLAIN: Readonly<Record<string, string>> = {
   ENOENT: 'no such file or directory',
@@ -57,6 +60,7 @@ export function readConfigText(file: string): string {
     // libuv adds O_CLOEXEC to every open.
     fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
+    ResourceShortage.check(err, file, () => `cannot read ${file}: ${describeCode(err)}`);
     throw new FileProblem(`cannot read: ${describeCode(err)}`);
   }
   try {
@@ -73,6 +77,7 @@ export function readConfigText(file: string): string {
     return buffer.toString('utf8', 0, length);
   } catch (err) {
     if (err instanceof FileProblem) throw err;
+    ResourceShortage.check(err, file, () => `cannot read ${file}: ${describeCode(err)}`);
     throw new FileProblem(`cannot read: ${describeCode(err)}`);
   } finally {
     closeSync(fd);
@@ -96,6 +101,7 @@ export function referencedFileProblem(abs: string, what: string): string | undef
     st = statSync(abs);
   } catch (err) {
     if (codeOf(err) === 'ENOENT') return `${what} not found: ${abs}`;
+    ResourceShortage.check(err, abs, () => `cannot reach the ${what} ${abs}: ${describeCode(err)}`);
     return `${what} cannot be reached: ${describeCode(err)}: ${abs}`;
   }
   if (st.isDirectory()) return `${what} is a directory, not a file: ${abs}`;
@@ -104,6 +110,7 @@ export function referencedFileProblem(abs: string, what: string): string | undef
     // Opening, not access(2): access checks the real uid, open the effective one.
     closeSync(openSync(abs, constants.O_RDONLY | constants.O_NONBLOCK));
   } catch (err) {
+    ResourceShortage.check(err, abs, () => `cannot read the ${what} ${abs}: ${describeCode(err)}`);
     return `${what} cannot be read: ${describeCode(err)}: ${abs}`;
   }
   return undefined;

@@ -16,7 +16,7 @@ export type {
   TlsPairFiles,
   TlsRotate,
 } from './types.js';
-export { ConfigError, formatProblem, loadConfig, parseConfig, parseConfigObject, withAbsolutePaths, type ConfigProblem } from './load.js';
+export { ConfigError, formatProblem, loadConfig, ResourceShortage, parseConfig, parseConfigObject, withAbsolutePaths, type ConfigProblem } from './load.js';
 export type { Address, ConfigOptions, Duration, ListenOptions, LogLevelName, StrategyName } from './options.js';
 export { CONFIG_PARSE_TIMEOUT_MS, INLINE_PARSE_MAX_BYTES, loadConfigAsync, type AsyncLoadOptions } from './load-async.js';
 export { MAX_CONFIG_BYTES, MAX_ENV, MAX_ENV_ENTRY_BYTES, MAX_LISTEN, MAX_NESTING, MAX_WORKERS, WORKERS_PER_CPU_WARNING } from './limits.js';

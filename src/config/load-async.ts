@@ -11,7 +11,7 @@
 
 import { statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { ConfigError, deepFreeze, loadConfig, type ConfigProblem } from './load.js';
+import { ConfigError, deepFreeze, loadConfig, ResourceShortage, type ConfigProblem } from './load.js';
 import { MAX_CONFIG_BYTES } from './limits.js';
 import type { Config } from './types.js';
 
@@ -30,7 +30,8 @@ const THREAD_ENTRY = new URL('./load-thread.js', import.meta.url);
 export type ThreadAnswer =
   | { readonly ok: true; readonly config: Config }
   | { readonly ok: false; readonly problems: readonly ConfigProblem[]; readonly controlSocket: string | undefined }
-  | { readonly ok: false; readonly failure: string };
+  | { readonly ok: false; readonly failure: string }
+  | { readonly ok: false; readonly shortage: { readonly file: string; readonly code: string; readonly message: string } };
 
 export interface AsyncLoadOptions {
   /** Parse in line up to this many bytes (tests set 0 to force the thread). */
@@ -55,6 +56,7 @@ export async function loadConfigAsync(file: string, options: AsyncLoadOptions = 
   const answer = await parseInThread(file, options.timeoutMs ?? CONFIG_PARSE_TIMEOUT_MS);
   if (answer.ok) return deepFreeze(answer.config);
   if ('failure' in answer) throw new Error(answer.failure);
+  if ('shortage' in answer) throw new ResourceShortage(answer.shortage.file, answer.shortage.code, answer.shortage.message);
   const err = new ConfigError(answer.problems);
   err.controlSocket = answer.controlSocket;
   throw err;

@@ -1,6 +1,6 @@
 // The worker-thread side of loadConfigAsync: one file, one answer, exit.
 import { parentPort, workerData } from 'node:worker_threads';
-import { ConfigError, loadConfig } from './load.js';
+import { ConfigError, loadConfig, ResourceShortage } from './load.js';
 import type { ThreadAnswer } from './load-async.js';
 
 const { file } = workerData as { file: string };
@@ -11,6 +11,8 @@ try {
   answer =
     err instanceof ConfigError
       ? { ok: false, problems: err.problems, controlSocket: err.controlSocket }
-      : { ok: false, failure: err instanceof Error ? err.message : String(err) };
+      : err instanceof ResourceShortage
+        ? { ok: false, shortage: { file: err.file, code: err.code, message: err.message } }
+        : { ok: false, failure: err instanceof Error ? err.message : String(err) };
 }
 parentPort?.postMessage(answer);

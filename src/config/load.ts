@@ -16,12 +16,13 @@ import { checkStructure } from './structure.js';
 import { ConfigError, formatProblem, type ConfigProblem } from './problems.js';
 import type { Config, TlsFiles, TlsPairFiles } from './types.js';
 
-export { ConfigError, formatProblem, type ConfigProblem } from './problems.js';
+export { ConfigError, formatProblem, ResourceShortage, type ConfigProblem } from './problems.js';
 
 /**
  * Reads and validates `file`. Throws ConfigError, also when the file cannot
- * be read or is larger than MAX_CONFIG_BYTES. Synchronous: up to a few
- * seconds of CPU for a 1 MiB file; the master reloads with loadConfigAsync.
+ * be read or is larger than MAX_CONFIG_BYTES; ResourceShortage when a file
+ * could not be read for want of descriptors or memory. Synchronous: up to a
+ * few seconds of CPU for a 1 MiB file; the master reloads with loadConfigAsync.
  */
 export function loadConfig(file: string): Config {
   let text: string;

@@ -32,3 +32,30 @@ export function formatProblem(p: ConfigProblem): string {
   const where = p.line === undefined ? p.file : `${p.file}:${p.line}:${p.column ?? 1}`;
   return p.path === '' ? `${where}: ${p.message}` : `${where}: ${p.path}: ${p.message}`;
 }
+
+/** Errnos that say the process or host is short of something, not that a file is wrong. */
+const SHORTAGE_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOMEM']);
+
+/**
+ * A file could not be read because this process (or the host) ran out of
+ * descriptors or memory. Not a problem of the configuration: it is thrown
+ * as is, not collected as a located problem, so that a reload says it was
+ * refused for want of resources rather than calling the file invalid.
+ */
+export class ResourceShortage extends Error {
+  override readonly name = 'ResourceShortage';
+
+  constructor(
+    readonly file: string,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  /** Throws a ResourceShortage when `err` is one of SHORTAGE_CODES; returns otherwise. */
+  static check(err: unknown, file: string, message: (code: string) => string): void {
+    const code = (err as NodeJS.ErrnoException | null)?.code;
+    if (typeof code === 'string' && SHORTAGE_CODES.has(code)) throw new ResourceShortage(file, code, message(code));
+  }
+}

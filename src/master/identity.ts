@@ -2,6 +2,7 @@
 // workers. Node has no getpwnam(), so read the databases the way libc's
 // "files" service does; numeric ids are accepted as they are.
 import { readFileSync } from 'node:fs';
+import { ResourceShortage } from '../config/index.js';
 
 export interface Identity {
   readonly uid?: number;
@@ -17,8 +18,11 @@ function lookup(file: string, key: string, column = 0): string[] | undefined {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
+  } catch (err) {
+    // No file: no such user. Out of descriptors is not "not found".
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    ResourceShortage.check(err, file, (code) => `cannot read ${file}: ${code}`);
+    throw new IdentityError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
   for (const line of text.split('\n')) {
     const fields = line.split(':');

@@ -6,7 +6,7 @@
 // builds and is told of the events that concern it (a worker of that
 // generation exits, a stop is requested), so the supervisor needs no
 // "is this the generation being built?" checks of its own.
-import { loadConfigAsync, type Config } from '../config/index.js';
+import { loadConfigAsync, ResourceShortage, type Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import { findForeignListeners } from '../net/index.js';
 import type { EffectiveStrategy, ReloadReport, Trigger } from '../protocol/control.js';
@@ -111,6 +111,11 @@ export class ReloadOperation {
     const base = { id: this.id, trigger: this.trigger, previous: old?.id ?? null, startedAt: this.requestedAt.wall.toISOString() };
     const empty = { generation: null, strategy: null, durationMs: 0, settleMs: 0, queuedAtCutover: 0, migrated: 0, dropped: 0, drops: {}, listeners: [], warnings: [] };
     if (!old) return { ...base, ...empty, result: 'refused', refusal: 'not_serving', reason: 'the master is not serving yet' };
+    // Out of descriptors or memory while reading: the files may be fine, so not `invalid`.
+    const short = (err: ResourceShortage): ReloadReport => {
+      host.log.error({ reload: this.id, file: err.file, code: err.code }, `reload refused: ${err.message}; nothing changed`);
+      return { ...base, ...empty, result: 'refused', refusal: 'resources', reason: err.message, durationMs: this.elapsed() };
+    };
 
     // 1. Read and validate; never bind or join the port here.
     let config: Config;
@@ -121,6 +126,7 @@ export class ReloadOperation {
       identity = resolveIdentity(config.user, config.group);
       tls = loadTlsMaterial(config);
     } catch (err) {
+      if (err instanceof ResourceShortage) return short(err);
       return { ...base, ...empty, result: 'invalid', reason: messageOf(err), durationMs: this.elapsed() };
     }
     await host.hooks.reloadConfigured(config);
@@ -131,7 +137,14 @@ export class ReloadOperation {
     }
     // The strategy, from the probe refreshed now; one this host cannot do refuses the reload.
     const unchanged = specsUnchanged(planListeners(old.specs, specsOf(config), 'none'));
-    const { decision, kernel } = await pickStrategy(config, await host.refreshKernel(), unchanged, host.log);
+    let fresh: KernelState;
+    try {
+      fresh = await host.refreshKernel();
+    } catch (err) {
+      if (err instanceof ResourceShortage) return short(err);
+      throw err;
+    }
+    const { decision, kernel } = await pickStrategy(config, fresh, unchanged, host.log);
     if (!decision.ok) {
       host.log.error({ reload: this.id }, `reload refused: ${decision.error.message}`);
       return { ...base, ...empty, result: 'refused', refusal: 'unsupported', reason: decision.error.message, durationMs: this.elapsed() };

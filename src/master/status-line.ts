@@ -10,7 +10,7 @@ export function reloadSummary(r: ReloadReport): string {
   if (r.result === 'ok') {
     return `${head} ok in ${Math.round(r.durationMs)} ms (${r.strategy}): ${r.queuedAtCutover} queued, ${r.migrated} migrated, ${r.dropped} dropped`;
   }
-  const what = r.result === 'rolled_back' ? 'rolled back' : 'refused, invalid configuration';
+  const what = r.result === 'rolled_back' ? 'rolled back' : r.result === 'invalid' ? 'refused, invalid configuration' : 'refused';
   return `${head} ${what}: ${r.reason ?? 'no reason given'}`;
 }
 

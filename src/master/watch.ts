@@ -14,7 +14,7 @@
 // serves on. A TLS change that changes nothing served (a touch) is ignored.
 import { watch, type FSWatcher } from 'chokidar';
 import { basename, dirname, resolve } from 'node:path';
-import type { Config } from '../config/index.js';
+import { ResourceShortage, type Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import { loadTlsMaterial, sameMaterial, TlsError, type TlsMaterial } from '../tls/material.js';
 import { monotonic } from './clock.js';
@@ -133,8 +133,10 @@ export class ConfigWatcher {
     try {
       fresh = loadTlsMaterial(this.config);
     } catch (err) {
-      if (!(err instanceof TlsError)) throw err;
-      this.wait(err);
+      // Out of descriptors for a moment: the files may be fine; look again like at a half-written pair.
+      if (err instanceof ResourceShortage) this.wait(TlsError.of(err.file, err.message));
+      else if (err instanceof TlsError) this.wait(err);
+      else throw err;
       return;
     }
     const waited = this.waiting ? monotonic() - this.waiting.since : 0;

@@ -38,8 +38,13 @@ export type EffectiveStrategy = 'bpf' | 'migrate' | 'drain' | 'inherit' | 'none'
  * not take a reload at all (see `refusal`).
  */
 export type ReloadResult = 'ok' | 'invalid' | 'rolled_back' | 'refused';
-/** `unsupported`: the configured reload.strategy is one this host cannot do (the reason says what it lacks). */
-export type RefusalReason = 'stopping' | 'not_serving' | 'unsupported';
+/**
+ * `unsupported`: the configured reload.strategy is one this host cannot do
+ * (the reason says what it lacks); `resources`: the master ran out of
+ * descriptors or memory reading the configuration or its files, which may be
+ * fine (the reason names the file and the errno).
+ */
+export type RefusalReason = 'stopping' | 'not_serving' | 'unsupported' | 'resources';
 
 /**
  * Why connections counted in `dropped` were lost: reset because the kernel

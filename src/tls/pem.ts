@@ -4,6 +4,7 @@
 // short or empty; the watch waits for such files, so those reasons say so.
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { ResourceShortage } from '../config/index.js';
 
 export interface TlsProblem {
   /** The file at fault. */
@@ -39,13 +40,14 @@ const READ_ERRORS: Readonly<Record<string, string>> = {
   ELOOP: 'too many levels of symbolic links',
 };
 
-/** The file's text; a TlsError naming the file and the errno otherwise. */
+/** The file's text; a TlsError naming the file and the errno otherwise (ResourceShortage for EMFILE, ENFILE, ENOMEM). */
 export function readPem(file: string, what: string): string {
   let text: string;
   try {
     text = readFileSync(file, 'latin1');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    ResourceShortage.check(err, file, () => `cannot read the ${what} ${file}: ${code} (${String((err as Error).message)})`);
     const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
     const who = (code === 'EACCES' || code === 'EPERM') && uid !== undefined ? ` for uid ${uid}` : '';
     throw TlsError.of(file, `cannot read the ${what}: ${code} (${READ_ERRORS[code] ?? String((err as Error).message)}${who})`);

@@ -1,7 +1,8 @@
 // Fault catalogue: descriptors run out, in the master and in a worker.
 // In the master, the soft RLIMIT_NOFILE is set to what it holds plus 1,
-// 2, ... until a reload fits: each step fails somewhere else (the new listener, the first
-// worker's spawn, the second's), each must roll back naming EMFILE and
+// 2, ... until a reload fits: each step fails somewhere else (reading the
+// configuration, the new listener, the first worker's spawn, the second's),
+// each must be refused or roll back naming EMFILE and
 // leave no descriptor behind. Node 20's child_process leaks the pipes of a
 // spawn that fails with EMFILE, so WorkerHandle refuses a spawn that
 // would not fit (SPAWN_DESCRIPTORS): before that, +8 left three sockets.
@@ -9,7 +10,9 @@
 // nothing; the worker's own check with each heartbeat must.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runLoad } from '../harness/load.js';
 import { HELLO, MasterProcess, sleep, until, withMaster, type Status } from '../harness/master.js';
@@ -24,6 +27,7 @@ const config = (extra = '', reload = 'watch: false, drain_timeout: 2s'): string 
 interface Report {
   id: number;
   result: string;
+  refusal?: string;
   reason?: string;
   generation: number | null;
 }
@@ -50,12 +54,71 @@ async function serving(master: MasterProcess, timeoutMs: number): Promise<number
   }, timeoutMs, 'every worker of the active generation serving');
 }
 
+const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
+
 function prlimitNofile(pid: number, limit: string): void {
   const r = spawnSync('prlimit', ['--pid', String(pid), `--nofile=${limit}`], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
 }
 
+// Runs in a child whose descriptors are all taken (opened until EMFILE under
+// a low limit), then again with them closed: each reader either throws a
+// ResourceShortage (not a problem of the file) or gets its answer.
+const src = (path: string): string => JSON.stringify(new URL(`../../src/${path}`, import.meta.url).pathname);
+const SHORT_CHILD = `
+import { closeSync, openSync, writeFileSync } from 'node:fs';
+import { loadConfig } from ${src('config/index.ts')};
+import { readPem } from ${src('tls/pem.ts')};
+import { resolveIdentity } from ${src('master/identity.ts')};
+import { probeSysctl } from ${src('bpf/probe.ts')};
+const [dir] = process.argv.slice(-1);
+const config = dir + '/handover.yaml';
+writeFileSync(dir + '/app.js', 'module.exports = () => {};');
+writeFileSync(config, 'app: ./app.js\\nlisten: [{ address: 127.0.0.1:8080 }]\\n');
+writeFileSync(dir + '/tls.crt', 'not a certificate');
+const readers = {
+  config: () => loadConfig(config).app,
+  pem: () => readPem(dir + '/tls.crt', 'certificate').length,
+  identity: () => resolveIdentity('root').uid,
+  sysctl: () => probeSysctl(dir + '/app.js').value,
+};
+const run = () => Object.fromEntries(Object.entries(readers).map(([name, read]) => {
+  try {
+    return [name, { value: String(read()) }];
+  } catch (err) {
+    return [name, { shortage: err.name === 'ResourceShortage', code: err.code, message: err.message }];
+  }
+}));
+const held = [];
+for (;;) {
+  try { held.push(openSync('/dev/null', 'r')); } catch (err) { if (err.code === 'EMFILE') break; throw err; }
+}
+const starved = run();
+for (const fd of held) closeSync(fd);
+process.stdout.write(JSON.stringify({ held: held.length, starved, fed: run() }));
+`;
+
 describe('fault catalogue: descriptors', () => {
+  it('out of descriptors, the configuration, a TLS file, /etc/passwd and the sysctl are not called invalid or absent: each says EMFILE as a shortage, and reads with room', { skip: hasPrlimit ? false : 'no prlimit' }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'handover-short-'));
+    try {
+      const r = spawnSync('prlimit', ['--nofile=256:256', '--', process.execPath, '--import', 'tsx', '--input-type=module', '-e', SHORT_CHILD, dir], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout) as { held: number; starved: Record<string, Record<string, unknown>>; fed: Record<string, Record<string, unknown>> };
+      for (const name of ['config', 'pem', 'identity', 'sysctl']) {
+        const starved = out.starved[name]!;
+        assert.equal(starved.shortage, true, `${name} with no descriptor left: ${JSON.stringify(starved)}`);
+        assert.equal(starved.code, 'EMFILE');
+        assert.match(String(starved.message), /EMFILE/);
+        assert.ok(out.fed[name]?.value !== undefined, `${name} with room: ${JSON.stringify(out.fed[name])}`);
+      }
+      assert.match(String(out.starved.config!.message), new RegExp(`^cannot read ${dir}/handover.yaml: EMFILE \\(too many open files in this process\\)$`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+
   it('descriptors run out in the master at every step of a reload: each rolls back naming EMFILE, nothing leaks, the old generation serves; with enough the reload goes through', { timeout: 120_000 }, async (t) => {
     await withMaster(t, 'p-emfile', config(), async (ns, master, pids) => {
       const hard = /Max open files\s+\d+\s+(\d+)/.exec(readFileSync(`/proc/${master.pid}/limits`, 'utf8'))?.[1] ?? '1024';
@@ -75,7 +138,10 @@ describe('fault catalogue: descriptors', () => {
           prlimitNofile(master.pid, `${hard}:${hard}`);
           outcomes.push(`+${extra}: ${report.result}${report.reason ? ` (${report.reason})` : ''}`);
           if (report.result === 'ok') break;
-          assert.equal(report.result, 'rolled_back', outcomes.join('\n'));
+          // Before anything is built (the configuration, the sysctl) a reload is refused for want of
+          // resources, not called invalid; from the first listener on it rolls back.
+          const refused = report.result === 'refused' && report.refusal === 'resources';
+          assert.ok(refused || report.result === 'rolled_back', outcomes.join('\n'));
           assert.match(report.reason ?? '', /EMFILE/, `the reason names EMFILE:\n${outcomes.join('\n')}`);
           assert.deepEqual(await serving(master, 5_000), pids, 'the old generation serves on');
           assert.equal((await ns.listeners(PORT)).length, 2, 'no listener lost, none left over');
