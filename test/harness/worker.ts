@@ -56,7 +56,8 @@ export class TestWorker {
       this.messages.push(m);
       for (const w of this.waiters) w();
     });
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
+    // 'close', not 'exit': by then its stdout has been read to the end, so lines() is complete.
+    this.exited = new Promise((resolve) => this.child.once('close', (code, signal) => resolve({ code, signal })));
     void this.exited.then(() => {
       for (const w of this.waiters) w();
     });

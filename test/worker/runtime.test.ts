@@ -161,7 +161,8 @@ describe('lifecycle of a drain', () => {
     agent.destroy();
     assert.equal(reply.status, 200);
     assert.equal(reply.headers.connection, 'close', 'the in-flight response says Connection: close');
-    const close = appLine(w, 'app-close');
+    // The app's line comes on stdout, the ack over IPC: either may arrive first.
+    const close = await until(() => appLine(w, 'app-close'));
     assert.equal(close?.['inFlight'], 0, 'no request in flight when close ran');
     assert.equal(close?.['aborted'], true, 'ctx.signal had fired');
     // The response needed ~450 ms more after the drain began; the old order ran close at once.
