@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Netns } from './netns.js';
-import { waitInList } from './wait.js';
+import { ended, waitInList } from './wait.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const MAIN = join(ROOT, 'dist/main.js');
@@ -39,6 +39,7 @@ export class MasterProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stderr = '';
   private waiters = new Set<() => void>();
+  private ended = false;
 
   private constructor(
     readonly dir: string,
@@ -69,8 +70,9 @@ export class MasterProcess {
       }
     });
     this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (this.stderr += chunk));
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
-    void this.exited.then(() => {
+    // Once its output is read to the end: lines written just before the exit are in.
+    this.exited = ended(this.child, () => {
+      this.ended = true;
       for (const w of this.waiters) w();
     });
   }
@@ -109,7 +111,7 @@ export class MasterProcess {
       items: this.logs,
       from,
       match,
-      child: this.child,
+      done: () => this.ended,
       waiters: this.waiters,
       timeoutMs,
       exited: () => `master exited before the expected log line; stderr: ${this.stderr.trim()}`,

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT } from './master.js';
-import { waitInList } from './wait.js';
+import { ended, waitInList } from './wait.js';
 import { listenerSpec, openListener, type Listener } from '../../src/net/index.js';
 import { envelope, openEnvelope } from '../../src/protocol/worker.js';
 import { socketAddress } from '../../src/sys/index.js';
@@ -40,6 +40,7 @@ export class TestWorker {
   stderr = '';
   private seq = 0;
   private waiters = new Set<() => void>();
+  private ended = false;
 
   private constructor(
     readonly listeners: readonly Listener[],
@@ -56,9 +57,9 @@ export class TestWorker {
       this.messages.push(m);
       for (const w of this.waiters) w();
     });
-    // 'close', not 'exit': by then its stdout has been read to the end, so lines() is complete.
-    this.exited = new Promise((resolve) => this.child.once('close', (code, signal) => resolve({ code, signal })));
-    void this.exited.then(() => {
+    // Once its output is read to the end: lines written just before the exit are in.
+    this.exited = ended(this.child, () => {
+      this.ended = true;
       for (const w of this.waiters) w();
     });
     this.child.send(envelope({
@@ -104,7 +105,7 @@ export class TestWorker {
       items: this.messages,
       from,
       match: (m) => m.type === type,
-      child: this.child,
+      done: () => this.ended,
       waiters: this.waiters,
       timeoutMs,
       exited: () => `worker exited (${this.child.exitCode ?? this.child.signalCode}) before '${type}'; messages ${JSON.stringify(this.messages)}; stderr ${this.stderr}; stdout ${this.stdout}`,
