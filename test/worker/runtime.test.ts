@@ -62,9 +62,9 @@ describe('a server app that calls listen() itself', () => {
       const r = await get(`http://${x.address()}/`);
       assert.equal(r.status, 200);
       assert.equal(r.headers['x-handover-worker'], String(x.child.pid));
-      const listening = appLine(x, 'app-listening');
+      const listening = await until(() => appLine(x, 'app-listening'));
       assert.deepEqual(listening?.['address'], { address: '127.0.0.1', family: 'IPv4', port: x.port() }, "server.address() is the configured one");
-      if (form === 'port-host-cb') assert.ok(appLine(x, 'app-callback'), 'the listen callback ran');
+      if (form === 'port-host-cb') assert.ok(await until(() => appLine(x, 'app-callback')), 'the listen callback ran');
     });
   }
 
@@ -72,8 +72,9 @@ describe('a server app that calls listen() itself', () => {
     const x = start({ app: LISTEN_AS, sockets: [{ host: '127.0.0.1' }], env: ([p]) => ({ LISTEN_FORM: 'wrong-first', PORT: String(p), WRONG_PORT: String(p === 65535 ? 1 : p! + 1) }) });
     await x.ready();
     const port = String(x.port());
-    assert.equal(appLine(x, 'app-listen-returned')?.['threw'], false, 'listen() did not throw');
-    const err = appLine(x, 'app-listen-error');
+    // The app's lines come on stdout, `ready` over IPC: either may arrive first.
+    assert.equal((await until(() => appLine(x, 'app-listen-returned')))?.['threw'], false, 'listen() did not throw');
+    const err = await until(() => appLine(x, 'app-listen-error'));
     assert.equal(err?.['code'], 'EADDRNOTAVAIL');
     assert.match(String(err?.['message']), new RegExp(`not configured for port \\d+; it serves 127\\.0\\.0\\.1:${port}`));
     assert.equal((await get(`http://${x.address()}/`)).status, 200, 'the second listen, on the right port, serves');
