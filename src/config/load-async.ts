@@ -82,7 +82,10 @@ function parseInThread(file: string, timeoutMs: number): Promise<ThreadAnswer> {
     const timer = setTimeout(() => refuse(`parsing took longer than ${timeoutMs} ms; refused`), timeoutMs);
     worker.once('message', (answer: ThreadAnswer) => finish(answer));
     worker.once('error', (err: NodeJS.ErrnoException) => {
+      // A thread that cannot start for want of descriptors says so only in its message ("Worker initialization failure: EMFILE").
+      const init = err.code === 'ERR_WORKER_INIT_FAILED' ? /: (E[A-Z]+)$/.exec(err.message)?.[1] : undefined;
       if (err.code === 'ERR_WORKER_OUT_OF_MEMORY') refuse(`parsing needed more than ${PARSE_HEAP_MB} MB of memory; refused`);
+      else if (init && ResourceShortage.isShortage(init)) finish({ ok: false, shortage: { file, code: init, message: `cannot start the thread that parses ${file}: ${init}` } });
       else finish({ ok: false, failure: `configuration parser thread failed: ${err.message}` });
     });
     worker.once('exit', (code) => finish({ ok: false, failure: `configuration parser thread exited with code ${code} before answering` }));

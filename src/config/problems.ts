@@ -53,6 +53,11 @@ export class ResourceShortage extends Error {
     super(message);
   }
 
+  /** Whether an errno name (EMFILE, ...) says the process or host is short of something. */
+  static isShortage(code: string): boolean {
+    return SHORTAGE_CODES.has(code);
+  }
+
   /** Throws a ResourceShortage when `err` is one of SHORTAGE_CODES; returns otherwise. */
   static check(err: unknown, file: string, message: (code: string) => string): void {
     const code = (err as NodeJS.ErrnoException | null)?.code;

@@ -10,7 +10,7 @@
 // nothing; the worker's own check with each heartbeat must.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -71,6 +71,8 @@ import { loadConfig } from ${src('config/index.ts')};
 import { readPem } from ${src('tls/pem.ts')};
 import { resolveIdentity } from ${src('master/identity.ts')};
 import { probeSysctl } from ${src('bpf/probe.ts')};
+// The parser thread's entry is compiled JavaScript: this reader comes from dist/.
+import { loadConfigAsync } from ${JSON.stringify(new URL('../../dist/config/index.js', import.meta.url).pathname)};
 const [dir] = process.argv.slice(-1);
 const config = dir + '/handover.yaml';
 writeFileSync(dir + '/app.js', 'module.exports = () => {};');
@@ -81,31 +83,34 @@ const readers = {
   pem: () => readPem(dir + '/tls.crt', 'certificate').length,
   identity: () => resolveIdentity('root').uid,
   sysctl: () => probeSysctl(dir + '/app.js').value,
+  thread: async () => (await loadConfigAsync(config, { inlineMaxBytes: 0 })).app,
 };
-const run = () => Object.fromEntries(Object.entries(readers).map(([name, read]) => {
+const run = async () => Object.fromEntries(await Promise.all(Object.entries(readers).map(async ([name, read]) => {
   try {
-    return [name, { value: String(read()) }];
+    return [name, { value: String(await read()) }];
   } catch (err) {
     return [name, { shortage: err.name === 'ResourceShortage', code: err.code, message: err.message }];
   }
-}));
+})));
 const held = [];
 for (;;) {
   try { held.push(openSync('/dev/null', 'r')); } catch (err) { if (err.code === 'EMFILE') break; throw err; }
 }
-const starved = run();
+const starved = await run();
 for (const fd of held) closeSync(fd);
-process.stdout.write(JSON.stringify({ held: held.length, starved, fed: run() }));
+process.stdout.write(JSON.stringify({ held: held.length, starved, fed: await run() }));
 `;
 
 describe('fault catalogue: descriptors', () => {
-  it('out of descriptors, the configuration, a TLS file, /etc/passwd and the sysctl are not called invalid or absent: each says EMFILE as a shortage, and reads with room', { skip: hasPrlimit ? false : 'no prlimit' }, () => {
+  it('out of descriptors, the configuration (in line or in its parser thread), a TLS file, /etc/passwd and the sysctl are not called invalid or absent: each says EMFILE as a shortage, and reads with room', { skip: hasPrlimit ? false : 'no prlimit' }, () => {
     const dir = mkdtempSync(join(tmpdir(), 'handover-short-'));
     try {
-      const r = spawnSync('prlimit', ['--nofile=256:256', '--', process.execPath, '--import', 'tsx', '--input-type=module', '-e', SHORT_CHILD, dir], { encoding: 'utf8' });
+      // A file, not -e: the parser thread inherits the process's flags, and --input-type would refuse it.
+      writeFileSync(join(dir, 'child.mjs'), SHORT_CHILD);
+      const r = spawnSync('prlimit', ['--nofile=256:256', '--', process.execPath, '--import', 'tsx', join(dir, 'child.mjs'), dir], { encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
       const out = JSON.parse(r.stdout) as { held: number; starved: Record<string, Record<string, unknown>>; fed: Record<string, Record<string, unknown>> };
-      for (const name of ['config', 'pem', 'identity', 'sysctl']) {
+      for (const name of ['config', 'pem', 'identity', 'sysctl', 'thread']) {
         const starved = out.starved[name]!;
         assert.equal(starved.shortage, true, `${name} with no descriptor left: ${JSON.stringify(starved)}`);
         assert.equal(starved.code, 'EMFILE');
