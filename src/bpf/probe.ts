@@ -107,7 +107,7 @@ export function probeSysctl(path = TCP_MIGRATE_REQ_PATH): SysctlProbe {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     // Out of descriptors says nothing of the kernel: not "absent".
-    ResourceShortage.check(err, path, (code) => `cannot read ${path}: ${code}`);
+    ResourceShortage.check(err, path);
     return { value: null, writable: false, why: describe(err) };
   }
   const value = text.trim() === '1' ? 1 : 0;
@@ -115,7 +115,7 @@ export function probeSysctl(path = TCP_MIGRATE_REQ_PATH): SysctlProbe {
     closeSync(openSync(path, fsConstants.O_WRONLY));
     return { value, writable: true };
   } catch (err) {
-    ResourceShortage.check(err, path, (code) => `cannot open ${path}: ${code}`);
+    ResourceShortage.check(err, path, `open ${path} for writing`);
     return { value, writable: false, why: describe(err) };
   }
 }

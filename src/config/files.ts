@@ -60,7 +60,7 @@ export function readConfigText(file: string): string {
     // libuv adds O_CLOEXEC to every open.
     fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
-    ResourceShortage.check(err, file, () => `cannot read ${file}: ${describeCode(err)}`);
+    ResourceShortage.check(err, file);
     throw new FileProblem(`cannot read: ${describeCode(err)}`);
   }
   try {
@@ -77,7 +77,7 @@ export function readConfigText(file: string): string {
     return buffer.toString('utf8', 0, length);
   } catch (err) {
     if (err instanceof FileProblem) throw err;
-    ResourceShortage.check(err, file, () => `cannot read ${file}: ${describeCode(err)}`);
+    ResourceShortage.check(err, file);
     throw new FileProblem(`cannot read: ${describeCode(err)}`);
   } finally {
     closeSync(fd);
@@ -101,7 +101,7 @@ export function referencedFileProblem(abs: string, what: string): string | undef
     st = statSync(abs);
   } catch (err) {
     if (codeOf(err) === 'ENOENT') return `${what} not found: ${abs}`;
-    ResourceShortage.check(err, abs, () => `cannot reach the ${what} ${abs}: ${describeCode(err)}`);
+    ResourceShortage.check(err, abs, `reach the ${what} ${abs}`);
     return `${what} cannot be reached: ${describeCode(err)}: ${abs}`;
   }
   if (st.isDirectory()) return `${what} is a directory, not a file: ${abs}`;
@@ -110,7 +110,7 @@ export function referencedFileProblem(abs: string, what: string): string | undef
     // Opening, not access(2): access checks the real uid, open the effective one.
     closeSync(openSync(abs, constants.O_RDONLY | constants.O_NONBLOCK));
   } catch (err) {
-    ResourceShortage.check(err, abs, () => `cannot read the ${what} ${abs}: ${describeCode(err)}`);
+    ResourceShortage.check(err, abs, `read the ${what} ${abs}`);
     return `${what} cannot be read: ${describeCode(err)}: ${abs}`;
   }
   return undefined;

@@ -31,7 +31,7 @@ export type ThreadAnswer =
   | { readonly ok: true; readonly config: Config }
   | { readonly ok: false; readonly problems: readonly ConfigProblem[]; readonly controlSocket: string | undefined }
   | { readonly ok: false; readonly failure: string }
-  | { readonly ok: false; readonly shortage: { readonly file: string; readonly code: string; readonly message: string } };
+  | { readonly ok: false; readonly shortage: { readonly file: string; readonly code: string; readonly doing: string } };
 
 export interface AsyncLoadOptions {
   /** Parse in line up to this many bytes (tests set 0 to force the thread). */
@@ -56,7 +56,7 @@ export async function loadConfigAsync(file: string, options: AsyncLoadOptions = 
   const answer = await parseInThread(file, options.timeoutMs ?? CONFIG_PARSE_TIMEOUT_MS);
   if (answer.ok) return deepFreeze(answer.config);
   if ('failure' in answer) throw new Error(answer.failure);
-  if ('shortage' in answer) throw new ResourceShortage(answer.shortage.file, answer.shortage.code, answer.shortage.message);
+  if ('shortage' in answer) throw new ResourceShortage(answer.shortage.file, answer.shortage.code, answer.shortage.doing);
   const err = new ConfigError(answer.problems);
   err.controlSocket = answer.controlSocket;
   throw err;
@@ -85,7 +85,7 @@ function parseInThread(file: string, timeoutMs: number): Promise<ThreadAnswer> {
       // A thread that cannot start for want of descriptors says so only in its message ("Worker initialization failure: EMFILE").
       const init = err.code === 'ERR_WORKER_INIT_FAILED' ? /: (E[A-Z]+)$/.exec(err.message)?.[1] : undefined;
       if (err.code === 'ERR_WORKER_OUT_OF_MEMORY') refuse(`parsing needed more than ${PARSE_HEAP_MB} MB of memory; refused`);
-      else if (init && ResourceShortage.isShortage(init)) finish({ ok: false, shortage: { file, code: init, message: `cannot start the thread that parses ${file}: ${init}` } });
+      else if (init && ResourceShortage.isShortage(init)) finish({ ok: false, shortage: { file, code: init, doing: `start the thread that parses ${file}` } });
       else finish({ ok: false, failure: `configuration parser thread failed: ${err.message}` });
     });
     worker.once('exit', (code) => finish({ ok: false, failure: `configuration parser thread exited with code ${code} before answering` }));

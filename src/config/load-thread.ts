@@ -12,7 +12,7 @@ try {
     err instanceof ConfigError
       ? { ok: false, problems: err.problems, controlSocket: err.controlSocket }
       : err instanceof ResourceShortage
-        ? { ok: false, shortage: { file: err.file, code: err.code, message: err.message } }
+        ? { ok: false, shortage: { file: err.file, code: err.code, doing: err.doing } }
         : { ok: false, failure: err instanceof Error ? err.message : String(err) };
 }
 parentPort?.postMessage(answer);

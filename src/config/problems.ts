@@ -33,8 +33,12 @@ export function formatProblem(p: ConfigProblem): string {
   return p.path === '' ? `${where}: ${p.message}` : `${where}: ${p.path}: ${p.message}`;
 }
 
-/** Errnos that say the process or host is short of something, not that a file is wrong. */
-const SHORTAGE_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOMEM']);
+/** Errnos that say the process or host is short of something, not that a file is wrong, with their words. */
+const SHORTAGES: Readonly<Record<string, string>> = {
+  EMFILE: 'too many open files in this process',
+  ENFILE: 'too many open files in the system',
+  ENOMEM: 'out of memory',
+};
 
 /**
  * A file could not be read because this process (or the host) ran out of
@@ -45,22 +49,23 @@ const SHORTAGE_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOMEM
 export class ResourceShortage extends Error {
   override readonly name = 'ResourceShortage';
 
+  /** `cannot DOING: CODE (words)`; `doing` defaults to `read FILE`. */
   constructor(
     readonly file: string,
     readonly code: string,
-    message: string,
+    readonly doing = `read ${file}`,
   ) {
-    super(message);
+    super(`cannot ${doing}: ${code} (${SHORTAGES[code] ?? 'short of resources'})`);
   }
 
   /** Whether an errno name (EMFILE, ...) says the process or host is short of something. */
   static isShortage(code: string): boolean {
-    return SHORTAGE_CODES.has(code);
+    return Object.hasOwn(SHORTAGES, code);
   }
 
-  /** Throws a ResourceShortage when `err` is one of SHORTAGE_CODES; returns otherwise. */
-  static check(err: unknown, file: string, message: (code: string) => string): void {
+  /** Throws a ResourceShortage when `err`'s code is a shortage; returns otherwise. */
+  static check(err: unknown, file: string, doing?: string): void {
     const code = (err as NodeJS.ErrnoException | null)?.code;
-    if (typeof code === 'string' && SHORTAGE_CODES.has(code)) throw new ResourceShortage(file, code, message(code));
+    if (typeof code === 'string' && ResourceShortage.isShortage(code)) throw new ResourceShortage(file, code, doing);
   }
 }

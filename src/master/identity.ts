@@ -21,7 +21,7 @@ function lookup(file: string, key: string, column = 0): string[] | undefined {
   } catch (err) {
     // No file: no such user. Out of descriptors is not "not found".
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    ResourceShortage.check(err, file, (code) => `cannot read ${file}: ${code}`);
+    ResourceShortage.check(err, file);
     throw new IdentityError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
   for (const line of text.split('\n')) {

@@ -47,7 +47,7 @@ export function readPem(file: string, what: string): string {
     text = readFileSync(file, 'latin1');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    ResourceShortage.check(err, file, () => `cannot read the ${what} ${file}: ${code} (${String((err as Error).message)})`);
+    ResourceShortage.check(err, file, `read the ${what} ${file}`);
     const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
     const who = (code === 'EACCES' || code === 'EPERM') && uid !== undefined ? ` for uid ${uid}` : '';
     throw TlsError.of(file, `cannot read the ${what}: ${code} (${READ_ERRORS[code] ?? String((err as Error).message)}${who})`);
