@@ -3,16 +3,19 @@
 // against the same load with no scrape; and the master's RSS across the
 // scrapes.
 //
-//   node --import tsx bench/scrape.ts [--runs 5] [--seconds 20] [--scrapes 1000] [--workers 2] [--json] [--check] [--v8-defaults] [--path /healthz]
+//   node --import tsx bench/scrape.ts [--runs 5] [--scrapes 1000] [--rate 50] [--slice 2] [--workers 2] [--json] [--check] [--v8-defaults] [--path /healthz]
 //
 // Targets (issue "drop metrics"): throughput while scraping ≥ 0.97 × without
-// (median of the per-pair ratios of alternating runs), and the master's RSS
-// up by at most 5 MB after all the scrapes. The 1,000 scrapes of a run are
-// sequential (each waits for the previous answer) and spread over the run,
-// i.e. 50 a second with the defaults: 750 times Prometheus's default rate,
-// and not back to back, which would measure how fast one client can keep a
-// core busy rather than what a scrape costs. The scraper is wrk with a Lua
-// script (a node client cost 8% of a core by itself). Needs `npm run build`.
+// (median of the runs' ratios), and the master's RSS up by at most 5 MB
+// after all the scrapes. A run is its 1,000 scrapes cut into short slices
+// (2 s, 100 scrapes each), each beside a quiet slice of the same length,
+// which goes first alternating: the machine drifts too much over 20 s for a
+// pair of long runs to see a few per cent. The scrapes are sequential (each
+// waits for the previous answer) and paced, 50 a second by default: 750
+// times Prometheus's default rate, and not back to back, which would
+// measure how fast one client can keep a core busy rather than what a
+// scrape costs. The scraper is wrk with a Lua script (a node client cost 8%
+// of a core by itself). Needs `npm run build`.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -36,6 +39,26 @@ const START_TIMEOUT_MS = 20_000;
 const WARMUP_SCRAPES = 1_000;
 /** The pause between scrapes, as a share of the run divided by the scrapes (the rest is each scrape's own time). */
 const PACING = 0.85;
+
+interface Pair {
+  readonly quiet: WrkRun;
+  readonly scraped: WrkRun;
+  readonly scrapes: WrkRun | undefined;
+  readonly masterCpuTicks: { quiet: number; scraped: number };
+}
+
+interface RunResult {
+  /** Requests a second over the run's quiet slices, and over its scraped ones. */
+  readonly quiet: number;
+  readonly scraped: number;
+  /** Requests served in the scraped slices over those in the quiet ones (they last as long). */
+  readonly ratio: number;
+  readonly pairRatios: readonly number[];
+  readonly scrapes: number;
+  readonly scrapeLatencyMs: number;
+  readonly ticks: { quiet: number; scraped: number };
+  readonly rssMedian: number;
+}
 
 interface Master {
   readonly child: ChildProcess;
@@ -89,7 +112,8 @@ async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       runs: { type: 'string', default: '5' },
-      seconds: { type: 'string', default: '20' },
+      slice: { type: 'string', default: '2' },
+      rate: { type: 'string', default: '50' },
       scrapes: { type: 'string', default: '1000' },
       workers: { type: 'string', default: '2' },
       connections: { type: 'string', default: '16' },
@@ -101,7 +125,10 @@ async function main(): Promise<number> {
   });
   const runs = Number(values.runs);
   const n = Number(values.scrapes);
-  const load = { seconds: Number(values.seconds), connections: Number(values.connections), threads: 1, cpus: PINNING.load };
+  const slice = Number(values.slice);
+  const rate = Number(values.rate);
+  if (![runs, n, slice, rate].every((v) => Number.isInteger(v) && v > 0)) throw new Error('--runs, --scrapes, --slice and --rate take whole numbers above 0');
+  const load = { seconds: slice, connections: Number(values.connections), threads: 1, cpus: PINNING.load };
   const log = (line: string): void => void (values.json ? undefined : process.stderr.write(`${line}\n`));
   const dir = mkdtempSync(join(tmpdir(), 'handover-bench-scrape-'));
   const config = join(dir, 'handover.yaml');
@@ -119,46 +146,73 @@ async function main(): Promise<number> {
     writeFileSync(warmup, pacedScript(WARMUP_SCRAPES, 2));
     await Promise.all([wrk({ ...load, url: appUrl, seconds: 5 }), wrk({ url: metricsUrl, seconds: 5, connections: 1, threads: 1, script: warmup, cpus: load.cpus })]);
     // The scraper is wrk too (one connection, paced by a Lua script): a C client costs the machine far less than a node one.
+    // A run is `slices` pairs of short slices, quiet and scraped in turn (which goes first alternates): this
+    // machine's throughput drifts by a quarter over tens of seconds, so a pair of 20 s runs mostly measured
+    // the drift (7 pairs of 20 s: 0.75-1.06), while two 2 s slices side by side see the same machine.
+    const perSlice = rate * slice;
+    const slices = Math.ceil(n / perSlice);
     const paced = join(dir, 'paced.lua');
     // wrk runs for its whole -d even after the script stopped its thread: pace the scrapes to end a little early.
-    writeFileSync(paced, pacedScript(n, ((load.seconds * 1000) / n) * PACING));
-    const rssBefore = rssBytes(pid);
-    const pairs: { quiet: WrkRun; scraped: WrkRun; scrapes: WrkRun | undefined; masterCpuTicks: { quiet: number; scraped: number } }[] = [];
+    writeFileSync(paced, pacedScript(perSlice, (1000 / rate) * PACING));
+    const rssSamples: number[][] = [];
+    const sampleRss = (into: number[]): NodeJS.Timeout => setInterval(() => into.push(rssBytes(pid)), 200);
+    const pairs: Pair[] = [];
+    const runsOut: RunResult[] = [];
     for (let i = 0; i < runs; i++) {
-      const run = async (scraped: boolean): Promise<{ wrk: WrkRun; scrapes: WrkRun | undefined; ticks: number }> => {
+      const samples: number[] = [];
+      rssSamples.push(samples);
+      const sampler = sampleRss(samples);
+      const slice1 = async (scraped: boolean): Promise<{ wrk: WrkRun; scrapes: WrkRun | undefined; ticks: number }> => {
         const ticks = cpuTicks(pid);
-        const scraping = scraped ? wrk({ url: metricsUrl, seconds: load.seconds, connections: 1, threads: 1, script: paced, cpus: load.cpus }) : Promise.resolve(undefined);
+        const scraping = scraped ? wrk({ url: metricsUrl, seconds: slice, connections: 1, threads: 1, script: paced, cpus: load.cpus }) : Promise.resolve(undefined);
         const [w, scrapes] = await Promise.all([wrk({ ...load, url: appUrl }), scraping]);
         return { wrk: w, scrapes, ticks: cpuTicks(pid) - ticks };
       };
-      // Alternate which goes first, so that a drifting machine favours neither.
-      const first = await run(i % 2 === 1);
-      const second = await run(i % 2 === 0);
-      const [scraped, quiet] = i % 2 === 1 ? [first, second] : [second, first];
-      pairs.push({ quiet: quiet.wrk, scraped: scraped.wrk, scrapes: scraped.scrapes, masterCpuTicks: { quiet: quiet.ticks, scraped: scraped.ticks } });
-      log(`run ${i + 1}: quiet ${quiet.wrk.requestsPerSecond.toFixed(0)} req/s, scraped ${scraped.wrk.requestsPerSecond.toFixed(0)} req/s ` +
-        `(${scraped.scrapes?.requests} scrapes, mean ${scraped.scrapes?.latencyMs.toFixed(2)} ms), ratio ${(scraped.wrk.requestsPerSecond / quiet.wrk.requestsPerSecond).toFixed(3)}; ` +
-        `master CPU ${quiet.ticks} vs ${scraped.ticks} ticks; RSS ${(rssBytes(pid) / 1048576).toFixed(1)} MB`);
+      const mine: Pair[] = [];
+      for (let j = 0; j < slices; j++) {
+        const scrapedFirst = (i + j) % 2 === 1;
+        const first = await slice1(scrapedFirst);
+        const second = await slice1(!scrapedFirst);
+        const [scraped, quiet] = scrapedFirst ? [first, second] : [second, first];
+        mine.push({ quiet: quiet.wrk, scraped: scraped.wrk, scrapes: scraped.scrapes, masterCpuTicks: { quiet: quiet.ticks, scraped: scraped.ticks } });
+      }
+      clearInterval(sampler);
+      pairs.push(...mine);
+      const sum = (f: (p: Pair) => number): number => mine.reduce((t, p) => t + f(p), 0);
+      const r: RunResult = {
+        quiet: sum((p) => p.quiet.requests) / (slices * slice), scraped: sum((p) => p.scraped.requests) / (slices * slice),
+        ratio: sum((p) => p.scraped.requests) / sum((p) => p.quiet.requests), scrapes: sum((p) => p.scrapes?.requests ?? 0),
+        scrapeLatencyMs: median(mine.map((p) => p.scrapes?.latencyMs ?? NaN)),
+        ticks: { quiet: sum((p) => p.masterCpuTicks.quiet), scraped: sum((p) => p.masterCpuTicks.scraped) }, rssMedian: median(samples),
+        pairRatios: mine.map((p) => p.scraped.requests / p.quiet.requests),
+      };
+      runsOut.push(r);
+      log(`run ${i + 1}: ${slices} pairs of ${slice} s slices: quiet ${r.quiet.toFixed(0)} req/s, scraped ${r.scraped.toFixed(0)} req/s ` +
+        `(${r.scrapes} scrapes, median latency ${r.scrapeLatencyMs.toFixed(2)} ms), ratio ${r.ratio.toFixed(3)} (pairs ${Math.min(...r.pairRatios).toFixed(2)}-${Math.max(...r.pairRatios).toFixed(2)}); ` +
+        `master CPU ${r.ticks.quiet} vs ${r.ticks.scraped} ticks; RSS median ${(r.rssMedian / 1048576).toFixed(1)} MB`);
     }
-    const rssAfter = rssBytes(pid);
-    const ratio = median(pairs.map((p) => p.scraped.requestsPerSecond / p.quiet.requestsPerSecond));
+    // RSS moves by a few MB between one GC and the next: the median of a run's samples (every 200 ms) against the first run's.
+    const rssBefore = runsOut[0]!.rssMedian;
+    const rssAfter = runsOut.at(-1)!.rssMedian;
+    const ratio = median(runsOut.map((r) => r.ratio));
     const rssGrowth = rssAfter - rssBefore;
     // CPU the scrapes added in the master, per scrape (clock ticks are 10 ms).
-    const cpuPerScrapeMs = median(pairs.map((p) => ((p.masterCpuTicks.scraped - p.masterCpuTicks.quiet) * 10) / n));
+    const cpuPerScrapeMs = median(runsOut.map((r) => ((r.ticks.scraped - r.ticks.quiet) * 10) / r.scrapes));
     const errors = pairs.reduce((e, p) => e + p.quiet.errors + p.scraped.errors + (p.scrapes?.errors ?? 0), 0);
     const result = {
       date: new Date().toISOString().slice(0, 10), node: process.version, cpus: cpus().length, load: Number(loadavg()[0]!.toFixed(1)),
-      runs, seconds: load.seconds, scrapes: n, workers: Number(values.workers),
-      quietMedian: median(pairs.map((p) => p.quiet.requestsPerSecond)), scrapedMedian: median(pairs.map((p) => p.scraped.requestsPerSecond)),
-      ratio, rssBefore, rssAfter, rssGrowth, cpuPerScrapeMs, scrapeLatencyMs: median(pairs.map((p) => p.scrapes?.latencyMs ?? NaN)), errors,
-      allScrapes: pairs.every((p) => (p.scrapes?.requests ?? 0) >= n),
-      met: ratio >= TARGET_RATIO && rssGrowth <= TARGET_RSS_BYTES && errors === 0 && pairs.every((p) => (p.scrapes?.requests ?? 0) >= n),
+      runs, slices, slice, rate, scrapes: n, workers: Number(values.workers),
+      quietMedian: median(runsOut.map((r) => r.quiet)), scrapedMedian: median(runsOut.map((r) => r.scraped)),
+      ratio, runRatios: runsOut.map((r) => r.ratio), rssBefore, rssAfter, rssGrowth, cpuPerScrapeMs,
+      scrapeLatencyMs: median(runsOut.map((r) => r.scrapeLatencyMs)), errors,
+      allScrapes: runsOut.every((r) => r.scrapes >= n),
+      met: ratio >= TARGET_RATIO && rssGrowth <= TARGET_RSS_BYTES && errors === 0 && runsOut.every((r) => r.scrapes >= n),
     };
-    if (values.json) process.stdout.write(`${JSON.stringify({ ...result, pairs })}\n`);
+    if (values.json) process.stdout.write(`${JSON.stringify({ ...result, runsOut })}\n`);
     else {
-      process.stdout.write(`scraped/quiet keep-alive throughput: median of ${runs} per-pair ratios ${ratio.toFixed(3)} (target >= ${TARGET_RATIO}); ` +
+      process.stdout.write(`scraped/quiet keep-alive throughput: median of ${runs} runs' ratios ${ratio.toFixed(3)} (${result.runRatios.map((r) => r.toFixed(3)).join(', ')}; target >= ${TARGET_RATIO}); ` +
         `master RSS ${(rssGrowth / 1048576).toFixed(2)} MB after ${runs * n} scrapes (target <= 5); ~${cpuPerScrapeMs.toFixed(2)} ms master CPU per scrape: ${result.met ? 'met' : 'NOT met'}\n`);
-      process.stdout.write(`| ${result.date} | ${result.node} | ${result.cpus} | ${result.load} | ${runs} x ${load.seconds} s, ${n} scrapes each | ${result.quietMedian.toFixed(0)} | ${result.scrapedMedian.toFixed(0)} | ${ratio.toFixed(3)} | ${(rssGrowth / 1048576).toFixed(2)} | ${cpuPerScrapeMs.toFixed(2)} | ${result.met ? 'yes' : 'no'} |\n`);
+      process.stdout.write(`| ${result.date} | ${result.node} | ${result.cpus} | ${result.load} | ${runs} x ${slices} pairs of ${slice} s, ${n} scrapes each | ${result.quietMedian.toFixed(0)} | ${result.scrapedMedian.toFixed(0)} | ${ratio.toFixed(3)} | ${(rssGrowth / 1048576).toFixed(2)} | ${cpuPerScrapeMs.toFixed(2)} | ${result.met ? 'yes' : 'no'} |\n`);
     }
     return values.check && !result.met ? 1 : 0;
   } finally {
