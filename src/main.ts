@@ -4,8 +4,16 @@
 // more than starting node does (bench/cli-cost.ts). User errors print one
 // line, never a stack.
 import { readFileSync } from 'node:fs';
+import module from 'node:module';
 import { chooseConfig, describeChoice } from './cli/discover.js';
 import { commandHelp, mainHelp, parseCommand, type Parsed } from './cli/usage.js';
+
+// Node 22.1+ keeps V8's compiled code for the modules loaded from here on
+// (every command's, the master's) on disk and reuses it at the next start
+// (os.tmpdir()/node-compile-cache, or NODE_COMPILE_CACHE; off with
+// NODE_DISABLE_COMPILE_CACHE=1). Node 20 has no such cache. A cache that
+// cannot be written (another user's directory) is skipped by Node, silently.
+(module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 
 function out(line: string): void {
   process.stdout.write(`${line}\n`);

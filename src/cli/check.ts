@@ -4,7 +4,6 @@ import { ConfigError, loadConfigAsync, type Config } from '../config/index.js';
 import { checkTls, describeTls } from '../tls/check.js';
 import type { TlsMaterial } from '../tls/material.js';
 import type { Output } from './commands.js';
-import { kernelCheck } from './kernel-check.js';
 
 /** Exit code: 0 ok, 2 invalid configuration, 1 with --kernel when the configured strategy cannot run here. */
 export async function check(file: string, kernel: boolean, json: boolean, out: Output): Promise<number> {
@@ -18,7 +17,8 @@ export async function check(file: string, kernel: boolean, json: boolean, out: O
     out(JSON.stringify({ ok: false, file, problems: err.problems }, null, 2));
     return 2;
   }
-  const k = kernel ? await kernelCheck(config) : undefined;
+  // --kernel only: the probes load ffi-rs and the BPF code, which plain `check` has no use for.
+  const k = kernel ? await (await import('./kernel-check.js')).kernelCheck(config) : undefined;
   if (json) {
     const summary = {
       ok: true,
