@@ -4,9 +4,11 @@
 export const AF_UNIX = 1;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
+export const AF_NETLINK = 16;
 
 export const SOCK_STREAM = 1;
 export const SOCK_DGRAM = 2;
+export const SOCK_RAW = 3;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
 
@@ -52,6 +54,15 @@ export const FD_CLOEXEC = 1;
 
 export const MSG_DONTWAIT = 0x40;
 export const MSG_NOSIGNAL = 0x4000;
+
+/** Socket diagnostics over netlink (linux/netlink.h, linux/sock_diag.h). */
+export const NETLINK_SOCK_DIAG = 4;
+export const SOCK_DIAG_BY_FAMILY = 20;
+export const NLM_F_REQUEST = 0x1;
+/** NLM_F_ROOT | NLM_F_MATCH */
+export const NLM_F_DUMP = 0x300;
+export const NLMSG_ERROR = 2;
+export const NLMSG_DONE = 3;
 /** sysconf(3) names (glibc and musl agree). */
 export const SC_CLK_TCK = 2;
 export const SC_PAGESIZE = 30;

@@ -12,6 +12,8 @@ export { addressText, encodeSockaddr, formatIPv4, formatIPv6, socketAddress } fr
 export { clockTicksPerSecond, getppid, pageSize, prctlGetPdeathsig, prctlSetPdeathsig, reapChild, setpgid } from './process.js';
 export { bindUnix, encodeSockaddrUn, receiveDatagram, sendDatagram, unixDatagramSocket } from './unix.js';
 export { monotonicMicros } from './clock.js';
+export { tcpSocketsInStates } from './sock-diag.js';
+export type { DiagSocket } from './sock-diag.js';
 export {
   CAPABILITIES, capabilityBit, capabilityMask, capabilityNames, clearAmbientCapabilities, getCapabilities,
   getNoNewPrivs, getSecurebits, setCapabilities, setNoNewPrivs, setSecurebits,

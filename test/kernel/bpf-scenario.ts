@@ -12,10 +12,13 @@
 //                   verifier log in a refusal
 
 import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
 import type net from 'node:net';
+import { connect, createServer } from 'node:net';
 import { passProgram, ReuseportProgram } from '../../src/bpf/index.js';
 import { countSynRecv, HalfOpenSnapshot, listenerSpec, openListener, openListeners, socketAddress } from '../../src/net/index.js';
 import type { Listener, ListenerSpec } from '../../src/net/index.js';
+import { readTcpTable } from '../../src/net/tcp-table.js';
 import {
   attachReuseportEbpf, close, constants as C, isNotSupported, listen, loadProgram, socketCookie, VerifierError,
 } from '../../src/sys/index.js';
@@ -23,6 +26,7 @@ import { Assembler, R0, R1 } from '../../src/bpf/asm.js';
 import { Client, connectMany, counterDelta, finish, serve, sleep, step, tally, tcpExt, until } from './scenario-kit.js';
 
 const BACKLOG = 512;
+const TCP_TIME_WAIT = 6;
 const OLD = 4;
 const NEW = 4;
 
@@ -119,6 +123,38 @@ async function drop(port: number) {
 }
 
 /** The test holds handshakes to PORT half-open (nftables) between the steps "listening" and "cutover". */
+/** Sockets in TIME_WAIT on their server's side (it closes first), as a new-connection load leaves them. */
+async function timeWait(port: number, count: number): Promise<void> {
+  const server = createServer((socket) => socket.end()).listen(port, '127.0.0.1');
+  await once(server, 'listening');
+  try {
+    for (let done = 0; done < count; done += 100) {
+      await Promise.all(Array.from({ length: 100 }, () => new Promise<void>((resolve, reject) => {
+        const c = connect(port, '127.0.0.1').on('error', reject).on('close', () => resolve());
+        c.resume();
+      })));
+    }
+  } finally {
+    server.close();
+  }
+}
+
+/** Milliseconds to count the half-open requests (median of 5) through netlink and through /proc, with TIME_WAIT rows around. */
+async function readCost(port: number): Promise<{ timeWait: number; diagMs: number; procMs: number }> {
+  await timeWait(port + 1, 3_000);
+  const ms = (read: () => number): number => {
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      read();
+      times.push(performance.now() - t0);
+    }
+    return times.sort((a, b) => a - b)[2]!;
+  };
+  const timeWaitRows = readTcpTable().filter((e) => e.state === TCP_TIME_WAIT).length;
+  return { timeWait: timeWaitRows, diagMs: ms(() => countSynRecv(port)), procMs: ms(() => countSynRecv(port, process.pid)) };
+}
+
 async function halfOpen(port: number) {
   const g = group(port);
   const clients: Client[] = [];
@@ -129,6 +165,10 @@ async function halfOpen(port: number) {
     await Promise.all(clients.map((c) => c.connected()));
     await until(() => countSynRecv(port) === 20, '20 half-open requests');
     const snapshot = HalfOpenSnapshot.capture(port);
+    // The same namespace read both ways: this process's through netlink socket diagnostics, by pid through /proc.
+    const fromProc = HalfOpenSnapshot.capture(port, process.pid);
+    const sameAsProc = snapshot.size === fromProc.size && [...snapshot.tuples].every((t) => fromProc.tuples.has(t));
+    const cost = await readCost(port);
     const synRecvAtCutover = countSynRecv(port);
     const acceptQueueAtCutover = queuedOn(g.old);
     await activateNew(g);
@@ -139,7 +179,7 @@ async function halfOpen(port: number) {
     await step('cutover');
     const wait = await snapshot.waitGone(8_000);
     return {
-      captured: snapshot.size, synRecvAtCutover, acceptQueueAtCutover, stillHalfOpen, early, wait,
+      captured: snapshot.size, sameAsProc, cost, synRecvAtCutover, acceptQueueAtCutover, stillHalfOpen, early, wait,
       outcomes: await tally(clients),
       counters: g.program.counters(),
       migrateReqSuccess: counterDelta(before, 'TCPMigrateReqSuccess'),

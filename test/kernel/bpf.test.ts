@@ -135,6 +135,11 @@ describe('eBPF select-or-migrate (strategy bpf), tcp_migrate_req=0', () => {
       },
     });
     assert.equal(r.captured, 20);
+    assert.equal(r.sameAsProc, true, 'netlink socket diagnostics list the same 4-tuples as /proc/PID/net/tcp');
+    assert.ok(r.cost.timeWait >= 2_000, `TIME_WAIT rows around: ${r.cost.timeWait}`);
+    // /proc prints every row of the namespace, netlink only the SYN_RECV ones (~100x cheaper here: a generous bound).
+    assert.ok(r.cost.diagMs * 3 < r.cost.procMs, `counting half-open requests: netlink ${r.cost.diagMs.toFixed(2)} ms, /proc ${r.cost.procMs.toFixed(2)} ms`);
+    t.diagnostic(`counting 20 half-open requests beside ${r.cost.timeWait} TIME_WAIT rows: netlink ${r.cost.diagMs.toFixed(2)} ms, /proc ${r.cost.procMs.toFixed(2)} ms`);
     assert.equal(r.synRecvAtCutover, 20, 'countSynRecv saw every held handshake');
     assert.equal(r.acceptQueueAtCutover, 0, 'nothing had reached an accept queue');
     assert.equal(r.stillHalfOpen, 20, 'the shutdown left the requests half-open');
