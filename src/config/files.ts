@@ -19,13 +19,11 @@ const EXPLAIN: Readonly<Record<string, string>> = {
   ENOTDIR: 'a component of the path is not a directory',
   EISDIR: 'is a directory',
   ENAMETOOLONG: 'file name too long',
-  EMFILE: 'too many open files in this process',
-  ENFILE: 'too many open files in the system',
   EIO: 'input/output error',
   ENXIO: 'no such device or address',
 };
 
-/** `ELOOP (too many levels of symbolic links ...)`, or the bare code when it needs no words. */
+/** `ELOOP (too many levels of symbolic links ...)`, or the bare code when it needs no words. EMFILE, ENFILE and ENOMEM never get here: they are a ResourceShortage (problems.ts has their words). */
 export function describeCode(err: unknown): string {
   const code = (err as NodeJS.ErrnoException | null)?.code;
   if (typeof code !== 'string') return err instanceof Error ? err.message : String(err);
@@ -123,6 +121,7 @@ export function directoryProblem(abs: string): string | undefined {
     st = statSync(abs);
   } catch (err) {
     if (codeOf(err) === 'ENOENT') return `directory not found: ${abs}`;
+    ResourceShortage.check(err, abs, `reach the directory ${abs}`);
     return `directory cannot be reached: ${describeCode(err)}: ${abs}`;
   }
   return st.isDirectory() ? undefined : `not a directory: ${abs}`;
@@ -142,6 +141,7 @@ export function controlSocketProblem(path: string): string | undefined {
     if (st.isDirectory()) return `${path} is a directory, not a socket`;
     return `${path} exists and is not a socket; refusing to replace it`;
   } catch (err) {
+    ResourceShortage.check(err, path, `reach ${path}`);
     if (codeOf(err) !== 'ENOENT') return `cannot reach ${path}: ${describeCode(err)}`;
   }
   // The nearest directory that exists must be a directory we may create in.
@@ -150,11 +150,13 @@ export function controlSocketProblem(path: string): string | undefined {
       if (!statSync(dir).isDirectory()) return `cannot use ${path}: ${dir} is not a directory`;
     } catch (err) {
       if (codeOf(err) === 'ENOENT' && dirname(dir) !== dir) continue;
+      ResourceShortage.check(err, dir, `reach ${dir}`);
       return `cannot use ${path}: ${dir}: ${describeCode(err)}`;
     }
     try {
       accessSync(dir, constants.W_OK | constants.X_OK);
     } catch (err) {
+      ResourceShortage.check(err, dir, `check access to ${dir}`);
       return `cannot use ${path}: ${dir}: ${describeCode(err)}`;
     }
     return undefined;

@@ -40,6 +40,8 @@ const SHORTAGES: Readonly<Record<string, string>> = {
   ENOMEM: 'out of memory',
 };
 
+const codeWords = (code: string): string => `${code} (${SHORTAGES[code] ?? 'short of resources'})`;
+
 /**
  * A file could not be read because this process (or the host) ran out of
  * descriptors or memory. Not a problem of the configuration: it is thrown
@@ -55,7 +57,12 @@ export class ResourceShortage extends Error {
     readonly code: string,
     readonly doing = `read ${file}`,
   ) {
-    super(`cannot ${doing}: ${code} (${SHORTAGES[code] ?? 'short of resources'})`);
+    super(`cannot ${doing}: ${codeWords(code)}`);
+  }
+
+  /** `CODE (words)`, without what was being done: e.g. for a TLS problem that names the file itself. */
+  get reason(): string {
+    return codeWords(this.code);
   }
 
   /** Whether an errno name (EMFILE, ...) says the process or host is short of something. */

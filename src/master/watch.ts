@@ -134,7 +134,7 @@ export class ConfigWatcher {
       fresh = loadTlsMaterial(this.config);
     } catch (err) {
       // Out of descriptors for a moment: the files may be fine; look again like at a half-written pair.
-      if (err instanceof ResourceShortage) this.wait(TlsError.of(err.file, err.message));
+      if (err instanceof ResourceShortage) this.wait(TlsError.of(err.file, err.reason));
       else if (err instanceof TlsError) this.wait(err);
       else throw err;
       return;
