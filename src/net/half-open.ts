@@ -11,7 +11,7 @@
 // prints every socket of the namespace, 120-150 ms of a blocked event loop
 // at 17,000 TIME_WAIT rows, at every cutover and every poll below.
 
-import { formatIPv4, formatIPv6, tcpSocketsInStates, type DiagSocket } from '../sys/index.js';
+import { formatIPv4, formatIPv6, isSyscallError, tcpSocketsInStates, type DiagSocket } from '../sys/index.js';
 import { readTcpTable, TCP_SYN_RECV } from './tcp-table.js';
 
 /** How often a wait re-reads the half-open requests. */
@@ -24,7 +24,10 @@ const tuple = (e: Row): string =>
     ? `${e.localHost}:${e.localPort} ${e.remoteHost}:${e.remotePort}`
     : `[${e.localHost}]:${e.localPort} [${e.remoteHost}]:${e.remotePort}`;
 
-/** False once the socket diagnostics failed here: /proc from then on. */
+/** Errors after which the socket diagnostics are tried again at the next read. */
+const TRANSIENT = ['EMFILE', 'ENFILE', 'ENOMEM', 'ENOBUFS', 'EINTR'];
+
+/** False once the socket diagnostics failed here for good: /proc from then on. */
 let diagnostics = true;
 
 function synRecvOn(port: number, pid: number | 'self'): Row[] {
@@ -36,8 +39,10 @@ function synRecvOn(port: number, pid: number | 'self'): Row[] {
           const text = s.family === 4 ? formatIPv4 : formatIPv6;
           return { ...s, localHost: text(s.localBytes), remoteHost: text(s.remoteBytes) };
         });
-    } catch {
-      diagnostics = false; // e.g. a sandbox without NETLINK_SOCK_DIAG
+    } catch (err) {
+      // Short of descriptors or memory for a moment: /proc this time. Anything else (a sandbox without
+      // NETLINK_SOCK_DIAG, a seccomp filter, a kernel that answers otherwise): /proc from now on.
+      if (!isSyscallError(err, ...TRANSIENT)) diagnostics = false;
     }
   }
   return readTcpTable(pid).filter((e) => e.state === TCP_SYN_RECV && e.localPort === port);
