@@ -9,11 +9,12 @@
 // SYN_RECV is asked for, with the state SYN_RECV, as /proc prints them.
 
 import {
-  AF_INET, AF_INET6, AF_NETLINK, IPPROTO_TCP, MSG_DONTWAIT, NETLINK_SOCK_DIAG, NLM_F_DUMP, NLM_F_REQUEST,
+  AF_INET, AF_INET6, AF_NETLINK, IPPROTO_TCP, NETLINK_SOCK_DIAG, NLM_F_DUMP, NLM_F_REQUEST,
   NLMSG_DONE, NLMSG_ERROR, SOCK_CLOEXEC, SOCK_DIAG_BY_FAMILY, SOCK_RAW,
 } from './constants.js';
 import { SyscallError } from './errno.js';
 import { check, libc } from './libc.js';
+import { receiveDatagram } from './unix.js';
 
 export interface DiagSocket {
   readonly family: 4 | 6;
@@ -33,7 +34,6 @@ const REQ_SIZE = 8 + 48;
 const MSG_MIN = 4 + 48 + 20;
 const SOCKADDR_NL_SIZE = 12;
 const RECV_BYTES = 32 * 1024;
-const EAGAIN = 11;
 /** A dump ends with NLMSG_DONE; this many empty reads in a row mean it never will. */
 const MAX_EMPTY_READS = 3;
 
@@ -66,20 +66,18 @@ function dump(fd: number, family: 4 | 6, states: number, seq: number): DiagSocke
   kernel.writeUInt16LE(AF_NETLINK, 0);
   check(libc().sendto([fd, req, req.length, 0, kernel, kernel.length]), 'sendto', 'NETLINK_SOCK_DIAG');
   const found: DiagSocket[] = [];
-  const buf = Buffer.alloc(RECV_BYTES);
   // The kernel fills the dump as it is read, synchronously: a read never has to wait.
   for (let empty = 0; empty < MAX_EMPTY_READS; ) {
-    const r = libc().recv([fd, buf, buf.length, MSG_DONTWAIT]);
-    if (r.value === -1) {
-      if (r.errnoCode !== EAGAIN) throw new SyscallError('recv', r.errnoCode, 'NETLINK_SOCK_DIAG');
+    const buf = receiveDatagram(fd, RECV_BYTES, 'NETLINK_SOCK_DIAG');
+    if (buf === undefined) {
       empty++;
       continue;
     }
     empty = 0;
-    for (let at = 0; at + NLMSG_HDR <= r.value; ) {
+    for (let at = 0; at + NLMSG_HDR <= buf.length; ) {
       const len = buf.readUInt32LE(at);
       const type = buf.readUInt16LE(at + 4);
-      if (len < NLMSG_HDR || at + len > r.value) throw new Error(`NETLINK_SOCK_DIAG: malformed answer (message of ${len} bytes at ${at} of ${r.value})`);
+      if (len < NLMSG_HDR || at + len > buf.length) throw new Error(`NETLINK_SOCK_DIAG: malformed answer (message of ${len} bytes at ${at} of ${buf.length})`);
       if (buf.readUInt32LE(at + 8) === seq) {
         if (type === NLMSG_DONE) return found;
         if (type === NLMSG_ERROR) throw new SyscallError('sock_diag', -buf.readInt32LE(at + NLMSG_HDR), 'NETLINK_SOCK_DIAG');
