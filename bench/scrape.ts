@@ -3,7 +3,7 @@
 // against the same load with no scrape; and the master's RSS across the
 // scrapes.
 //
-//   node --import tsx bench/scrape.ts [--runs 5] [--scrapes 1000] [--rate 50] [--slice 2] [--workers 2] [--json] [--check] [--v8-defaults] [--path /healthz]
+//   node --import tsx bench/scrape.ts [--runs 5] [--scrapes 1000] [--rate 50] [--slice 2] [--workers 2] [--json] [--check] [--v8-defaults] [--path /healthz] [--control servers-cpu|load-cpu]
 //
 // Targets (issue "drop metrics"): throughput while scraping ≥ 0.97 × without
 // (median of the runs' ratios), and the master's RSS up by at most 5 MB
@@ -121,6 +121,7 @@ async function main(): Promise<number> {
       check: { type: 'boolean', default: false },
       'v8-defaults': { type: 'boolean', default: false },
       path: { type: 'string', default: '/metrics' },
+      control: { type: 'string' },
     },
   });
   const runs = Number(values.runs);
@@ -128,18 +129,25 @@ async function main(): Promise<number> {
   const slice = Number(values.slice);
   const rate = Number(values.rate);
   if (![runs, n, slice, rate].every((v) => Number.isInteger(v) && v > 0)) throw new Error('--runs, --scrapes, --slice and --rate take whole numbers above 0');
+  const control = values.control;
+  if (control !== undefined && control !== 'servers-cpu' && control !== 'load-cpu') throw new Error('--control takes servers-cpu or load-cpu');
   const load = { seconds: slice, connections: Number(values.connections), threads: 1, cpus: PINNING.load };
   const log = (line: string): void => void (values.json ? undefined : process.stderr.write(`${line}\n`));
   const dir = mkdtempSync(join(tmpdir(), 'handover-bench-scrape-'));
   const config = join(dir, 'handover.yaml');
   writeFileSync(config, `app: ${HELLO}\nworkers: ${values.workers}\nlisten:\n  - address: 127.0.0.1:0\nmetrics: { listen: 127.0.0.1:0 }\nreload: { watch: false }\ncontrol: { socket: ${join(dir, 'control.sock')} }\n`);
   let master: Master | undefined;
+  let responder: Responder | undefined;
   try {
     master = await startMaster(config, values['v8-defaults']);
     const pid = master.child.pid!;
     const appUrl = `http://${master.app}/`;
     // --path /healthz scrapes an answer that costs the master nothing but the HTTP exchange itself.
-    const metricsUrl = `http://${master.metrics}${values.path}`;
+    // --control scrapes a minimal responder instead (node:net, one prebuilt answer as long as a scrape's), pinned
+    // to the servers' CPU or to the load's: what answering 50 requests a second costs at the least, and what the
+    // scraping client costs by itself.
+    if (control) responder = await startResponder(control === 'servers-cpu' ? PINNING.servers : PINNING.load);
+    const metricsUrl = responder ? `http://${responder.address}${values.path}` : `http://${master.metrics}${values.path}`;
     log(`master pid ${pid}: app ${appUrl}, metrics ${metricsUrl}`);
     // Warm up under load, so that what exists only once workers report (their series, the render paths) exists before RSS is taken.
     const warmup = join(dir, 'warmup.lua');
@@ -222,8 +230,34 @@ async function main(): Promise<number> {
       await new Promise((r) => master!.child.once('exit', r));
       clearTimeout(killer);
     }
+    if (responder) {
+      responder.child.kill('SIGTERM');
+      await new Promise((r) => (responder!.child.exitCode === null ? responder!.child.once('exit', r) : r(undefined)));
+    }
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+interface Responder {
+  readonly child: ChildProcess;
+  readonly address: string;
+}
+
+/** The same answer as a scrape's (15 KB), from node:net with no parsing: a floor for any answer from a Node process. */
+const RESPONDER = `const net = require('node:net');
+const body = Buffer.alloc(15000, 'a');
+const answer = Buffer.concat([Buffer.from('HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: ' + body.length + '\\r\\n\\r\\n'), body]);
+const server = net.createServer((s) => s.on('data', () => s.write(answer)).on('error', () => {}));
+server.listen(0, '127.0.0.1', () => console.log('127.0.0.1:' + server.address().port));
+process.on('SIGTERM', () => process.exit(0));`;
+
+function startResponder(cpus: string | null): Promise<Responder> {
+  const [command, ...argv] = pinned(cpus, [process.execPath, '-e', RESPONDER]);
+  const child = spawn(command!, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', (address) => resolve({ child, address }));
+    child.once('exit', (code) => reject(new Error(`the responder exited ${code}`)));
+  });
 }
 
 main().then(

@@ -134,10 +134,13 @@ export interface DurationSamples {
 export interface DurationResults {
   /** Key: a configuration, e.g. "handover-migrate settle 0s". */
   readonly configs: Record<string, DurationSamples>;
-  /** A handover worker alone (dist/worker/main.js as the master starts it): spawn to `ready`. */
+  /** A handover worker alone (dist/worker/main.js, confined as the master starts it): spawn to `ready`. */
   readonly bareWorkerMs: number[];
   /** Its CPU from spawn to `ready`. */
   readonly bareWorkerCpuMs: number[];
+  /** `generationWorkers` handover workers spawned at once, as a reload spawns them: spawn to the last `ready`. Absent in older results. */
+  readonly generationMs?: number[];
+  readonly generationWorkers?: number;
   /** A bare SO_REUSEPORT process: spawn to listening. */
   readonly reuseportMs: number[];
   /** The effective `reload.settle` default of the build. */

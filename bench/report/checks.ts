@@ -82,6 +82,16 @@ export function checks(r: Results): Check[] {
         target: `≤ ${REPORT_FACTOR}×`,
         met: Number.isFinite(rp) ? rp <= REPORT_FACTOR : null,
       });
+      // The breakdown: a reload spawns a whole generation, and on one server CPU its workers start one after another's share.
+      if (d.generationMs?.length) {
+        const gp = summarize(x.durationMs).p50 / summarize(d.generationMs).p50;
+        out.push({
+          what: `${key}: report durationMs p50 ÷ ${d.generationWorkers} bare workers spawned at once, p50 (the breakdown)`,
+          value: times(gp),
+          target: 'breakdown',
+          met: null,
+        });
+      }
     }
   }
   const c = r.cli;

@@ -151,6 +151,9 @@ export function durationTable(r: Results): string {
     String(x.failed),
   ]);
   rows.push(['baseline: one handover worker alone, spawn → ready', p50p95(d.bareWorkerMs), '–', '–', `${ms(summarize(d.bareWorkerCpuMs).p50)} (the worker's)`, '1.00×', '0']);
+  if (d.generationMs?.length) {
+    rows.push([`baseline: ${d.generationWorkers} handover workers spawned at once, spawn → the last ready`, p50p95(d.generationMs), '–', '–', '–', times(summarize(d.generationMs).p50 / bare), '0']);
+  }
   rows.push(['baseline: one bare SO_REUSEPORT process, spawn → listening', p50p95(d.reuseportMs), '–', '–', '–', times(summarize(d.reuseportMs).p50 / bare), '0']);
   return table(['reload (idle)', 'as the caller waits p50 / p95 ms', 'report durationMs p50 / p95', 'settleMs p50 / p95', 'command CPU ms p50', 'report p50 ÷ bare worker p50', 'failed'], rows);
 }

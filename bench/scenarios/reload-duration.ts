@@ -3,7 +3,10 @@
 // wall time (`handover reload`, as a caller waits) and the report's
 // durationMs (and settleMs once reports carry it), interleaved with the
 // baselines measured in the same run: one handover worker alone, spawn to
-// ready, and one bare SO_REUSEPORT process, spawn to listening. The other
+// ready; as many handover workers as a generation has, spawned at once,
+// spawn to the last ready (what a reload's spawning costs at the least on
+// these CPUs); and one bare SO_REUSEPORT process, spawn to listening. The
+// workers are started confined, as the master starts them. The other
 // contenders' reloads (signal to "reloaded", `pm2 reload`) for comparison.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -51,7 +54,7 @@ function configs(ctx: Ctx): Config[] {
 }
 
 export async function reloadDuration(ctx: Ctx): Promise<void> {
-  const results: DurationResults = { configs: {}, bareWorkerMs: [], bareWorkerCpuMs: [], reuseportMs: [], settleDefault: settleDefault() };
+  const results: DurationResults = { configs: {}, bareWorkerMs: [], bareWorkerCpuMs: [], generationMs: [], generationWorkers: ctx.o.workers, reuseportMs: [], settleDefault: settleDefault() };
   ctx.results.duration = results;
   const all = configs(ctx);
   for (let repeat = 0; repeat < ctx.o.repeats; repeat++) {
@@ -81,11 +84,13 @@ async function measure(ctx: Ctx, c: Contender, s: DurationSamples, results: Dura
     const keep = i >= 0;
     if (handover) {
       // The baselines, interleaved with the reloads so that a drifting machine slows both alike.
-      const bare = await bareWorker(ctx);
+      const bare = await bareWorkers(ctx, 1);
+      const generation = await bareWorkers(ctx, ctx.o.workers);
       const spawnMs = await reuseportSpawn(ctx);
       if (keep) {
         results.bareWorkerMs.push(bare.ms);
         results.bareWorkerCpuMs.push(bare.cpuMs);
+        results.generationMs?.push(generation.ms);
         results.reuseportMs.push(spawnMs);
       }
       await sleep(PAUSE_MS);
@@ -107,8 +112,9 @@ async function measure(ctx: Ctx, c: Contender, s: DurationSamples, results: Dura
   return walls;
 }
 
-async function bareWorker(ctx: Ctx): Promise<{ ms: number; cpuMs: number }> {
-  const r = await ctx.box.run('servers', process.execPath, [BARE_WORKER, join(SERVERS, 'ok.mjs'), String(CLK_TCK)], 30_000);
+/** `count` handover workers spawned at once with no master: spawn to the last one's ready, and their CPU by then. */
+async function bareWorkers(ctx: Ctx, count: number): Promise<{ ms: number; cpuMs: number }> {
+  const r = await ctx.box.run('servers', process.execPath, [BARE_WORKER, join(SERVERS, 'ok.mjs'), String(CLK_TCK), String(count)], 30_000);
   if (r.code !== 0) throw new Error(`bare worker: ${r.stderr.trim()}`);
   return JSON.parse(r.stdout.trim()) as { ms: number; cpuMs: number };
 }

@@ -103,6 +103,21 @@ describe('bench parsing and reports', () => {
     assert.equal(find('pm2 failed requests')?.value, '14'); // wrk 7 + client 7
   });
 
+  it('sets a reload\'s report against one worker\'s spawn and against a whole generation\'s', () => {
+    const r = results();
+    const samples = { wallMs: [400], durationMs: [260], settleMs: [0], commandCpuMs: [100], failed: 0, repeatP50: [400] };
+    const duration = { configs: { 'handover-migrate settle 0s': samples }, bareWorkerMs: [130], bareWorkerCpuMs: [100], reuseportMs: [160], settleDefault: '1s' };
+    const find = (c: ReturnType<typeof checks>, what: string) => c.find((x) => x.what.includes(what));
+    const single = checks({ ...r, duration });
+    assert.equal(find(single, 'a bare worker\'s spawn-to-ready')?.value, '2.00×');
+    assert.equal(find(single, 'a bare worker\'s spawn-to-ready')?.met, false);
+    assert.equal(find(single, 'spawned at once'), undefined); // results from before the generation baseline
+    const both = checks({ ...r, duration: { ...duration, generationMs: [250], generationWorkers: 2 } });
+    const breakdown = find(both, '2 bare workers spawned at once');
+    assert.equal(breakdown?.value, '1.04×');
+    assert.equal(breakdown?.met, null);
+  });
+
   it('replaces only the README\'s bench section', () => {
     const readme = 'a\n<!-- bench:start -->\nold\n<!-- bench:end -->\nb\n';
     assert.equal(replaceSection(readme, 'new'), 'a\n<!-- bench:start -->\nnew\n<!-- bench:end -->\nb\n');
