@@ -82,7 +82,7 @@ export function checks(r: Results): Check[] {
         target: `≤ ${REPORT_FACTOR}×`,
         met: Number.isFinite(rp) ? rp <= REPORT_FACTOR : null,
       });
-      // The breakdown: a reload spawns a whole generation, and on one server CPU its workers start one after another's share.
+      // The breakdown: a reload spawns a whole generation, whose workers share the server CPUs as they start.
       if (d.generationMs?.length) {
         const gp = summarize(x.durationMs).p50 / summarize(d.generationMs).p50;
         out.push({
