@@ -25,6 +25,7 @@ import type { MasterMetrics } from '../metrics/index.js';
 import { planListeners, type ListenerPlan } from './reload-plan.js';
 import { reloadTls, rotateInPlace } from './tls-rotation.js';
 import { exitedOrKilled, type WorkerExit } from './worker-handle.js';
+import { messageOf } from './errors.js';
 
 /** What a reload needs from the master that owns the generations. */
 export interface ReloadHost {
@@ -57,8 +58,6 @@ export interface ReloadHost {
 export class RollbackError extends Error {
   override name = 'RollbackError';
 }
-
-const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;

@@ -21,8 +21,7 @@ import { acceptThenClose, DRAIN_ACK_TIMEOUT_MS, rollbackGeneration, shutdownCuto
 import { ProgramSteering } from './program-steering.js';
 import { captureHalfOpen, steeredDrainMs, stillHalfOpen, waitEmptied } from './steered-drain.js';
 import type { CutoverFigures, HandoffContext, HandoffStrategy } from './strategy.js';
-
-const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+import { messageOf } from '../errors.js';
 
 export class BpfStrategy implements HandoffStrategy {
   readonly name = 'bpf';

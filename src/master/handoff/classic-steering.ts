@@ -23,8 +23,7 @@ import type { Logger } from '../../log/logger.js';
 import type { GroupChange, GroupSteering, Listener, ReuseportGroup } from '../../net/index.js';
 import type { Generation } from '../generation.js';
 import type { Groups } from '../spawn.js';
-
-const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+import { messageOf } from '../errors.js';
 
 export class ClassicSteering implements GroupSteering {
   readonly #targets = new Set<Listener>();

@@ -12,6 +12,7 @@ import { retireAll, type Generation } from '../generation.js';
 import { countCutover } from '../reload-plan.js';
 import { exitedOrKilled, type WorkerHandle } from '../worker-handle.js';
 import type { CutoverFigures, HandoffContext } from './strategy.js';
+import { messageOf } from '../errors.js';
 
 /** How long workers get to acknowledge "stop accepting" before the master shuts their listeners anyway. */
 export const DRAIN_ACK_TIMEOUT_MS = 1_000;
@@ -20,8 +21,6 @@ export const KILL_GRACE_MS = 2_000;
 /** How long workers get to accept what is queued on a listener nobody takes over, before it closes. */
 export const ACCEPT_QUEUE_WAIT_MS = 1_000;
 const QUEUE_POLL_MS = 10;
-
-const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** Runs `fn`; on a throw, records a warning and returns `fallback` (after the commit nothing may throw). */
 function attempt<T>(warnings: string[], log: Logger, what: string, fallback: T, fn: () => T): T {

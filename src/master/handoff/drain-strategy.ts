@@ -23,14 +23,13 @@ import { steerGenerations, type ClassicSteering } from './classic-steering.js';
 import { DRAIN_ACK_TIMEOUT_MS, rollbackGeneration } from './cutover.js';
 import { captureHalfOpen, steeredDrainMs, stillHalfOpen, waitEmptied } from './steered-drain.js';
 import type { CutoverFigures, HandoffContext, HandoffStrategy } from './strategy.js';
+import { messageOf } from '../errors.js';
 
 interface Steered {
   readonly steerings: readonly ClassicSteering[];
   /** Half-open requests on the ports of the listeners steered away from, when the steering began. */
   readonly snapshots: readonly HalfOpenSnapshot[];
 }
-
-const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 function add(drops: Partial<Record<DropReason, number>>, reason: DropReason, n: number): void {
   if (n > 0) drops[reason] = (drops[reason] ?? 0) + n;

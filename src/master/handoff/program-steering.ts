@@ -10,11 +10,10 @@
 import { ReuseportProgram, type MigrationMode, type ReuseportCounters } from '../../bpf/index.js';
 import type { Logger } from '../../log/logger.js';
 import type { GroupChange, GroupSteering, Listener, ReuseportGroup } from '../../net/index.js';
+import { messageOf } from '../errors.js';
 
 /** Listeners of one address the map can hold: two generations of many workers, with room to spare (8 bytes each). */
 export const PROGRAM_CAPACITY = 1024;
-
-const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 export class ProgramSteering implements GroupSteering {
   #active = new Set<Listener>();
