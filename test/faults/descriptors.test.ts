@@ -17,6 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { runLoad } from '../harness/load.js';
 import { HELLO, MasterProcess, sleep, until, withMaster, type Status } from '../harness/master.js';
 import { Netns } from '../harness/netns.js';
+import { hasPrlimit, setNofile } from '../harness/prlimit.js';
 
 const PORT = 8080;
 const URL_ = `http://127.0.0.1:${PORT}/`;
@@ -52,13 +53,6 @@ async function serving(master: MasterProcess, timeoutMs: number): Promise<number
     const ws = active(await master.status())?.workers ?? [];
     return ws.length > 0 && ws.every((w) => w.state === 'serving') ? ws.map((w) => w.pid as number) : undefined;
   }, timeoutMs, 'every worker of the active generation serving');
-}
-
-const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
-
-function prlimitNofile(pid: number, limit: string): void {
-  const r = spawnSync('prlimit', ['--pid', String(pid), `--nofile=${limit}`], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
 }
 
 // Runs in a child whose descriptors are all taken (opened until EMFILE under
@@ -138,9 +132,9 @@ describe('fault catalogue: descriptors', () => {
       try {
         for (let extra = 1; extra <= 40; extra++) {
           // The soft limit only: raising a hard limit back needs CAP_SYS_RESOURCE.
-          prlimitNofile(master.pid, `${baseline + extra}:${hard}`);
+          setNofile(master.pid, `${baseline + extra}:${hard}`);
           const report = (await master.control({ cmd: 'reload' })).result as Report;
-          prlimitNofile(master.pid, `${hard}:${hard}`);
+          setNofile(master.pid, `${hard}:${hard}`);
           outcomes.push(`+${extra}: ${report.result}${report.reason ? ` (${report.reason})` : ''}`);
           if (report.result === 'ok') break;
           // Before anything is built (the configuration, the sysctl) a reload is refused for want of
@@ -158,7 +152,7 @@ describe('fault catalogue: descriptors', () => {
           });
         }
       } finally {
-        prlimitNofile(master.pid, `${hard}:${hard}`);
+        setNofile(master.pid, `${hard}:${hard}`);
       }
       t.diagnostic(outcomes.join('; '));
       assert.match(outcomes.at(-1) ?? '', /: ok$/, `with enough descriptors the reload goes through:\n${outcomes.join('\n')}`);
@@ -172,7 +166,7 @@ describe('fault catalogue: descriptors', () => {
     await withMaster(t, 'f-wfd', config(), async (ns, master, pids) => {
       const victim = pids[0]!;
       const limit = fdCount(victim) + 4;
-      prlimitNofile(victim, `${limit}:${limit}`);
+      setNofile(victim, `${limit}:${limit}`);
       const from = master.logs.length;
       const starved = await runLoad(ns, { url: URL_, requests: 4_000, concurrency: 32 });
       // libuv resets what it cannot accept; Node says nothing of it. The worker's own check does.

@@ -3,10 +3,11 @@
 // child whose soft limit is lowered to just above what it holds it warns,
 // once per WARN_EVERY_MS; with room it says nothing.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { it } from 'node:test';
 import { descriptorTableSize, descriptorUse } from '../../src/sys/descriptors.js';
+import { hasPrlimit, setNofile } from '../harness/prlimit.js';
 
 it('the descriptor table is never smaller than the descriptors open, with 0 to 600 more opened', () => {
   const fds: number[] = [];
@@ -61,14 +62,11 @@ async function watchIn(child: ChildProcess, soft: (open: number) => number | und
   const open = Number(await line(1));
   const limit = soft(open);
   if (limit !== undefined) {
-    const r = spawnSync('prlimit', ['--pid', String(child.pid), `--nofile=${limit}:`], { encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
+    setNofile(child.pid!, `${limit}:`);
   }
   child.stdin!.write('go\n');
   return { lines: JSON.parse(await line(2)) as string[], limit };
 }
-
-const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
 
 it('warns when the soft limit is just above what is open, at most once per WARN_EVERY_MS; not with room', { skip: hasPrlimit ? false : 'no prlimit' }, async () => {
   for (const tight of [true, false]) {
