@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { Watched } from './contenders/watched.js';
 import { choosePinning, pinned } from './lib/pinning.js';
 import { median, pacedScript, wrk, type WrkRun } from './wrk.js';
 
@@ -137,7 +138,7 @@ async function main(): Promise<number> {
   const config = join(dir, 'handover.yaml');
   writeFileSync(config, `app: ${HELLO}\nworkers: ${values.workers}\nlisten:\n  - address: 127.0.0.1:0\nmetrics: { listen: 127.0.0.1:0 }\nreload: { watch: false }\ncontrol: { socket: ${join(dir, 'control.sock')} }\n`);
   let master: Master | undefined;
-  let responder: Responder | undefined;
+  let responder: { watched: Watched; address: string } | undefined;
   try {
     master = await startMaster(config, values['v8-defaults']);
     const pid = master.child.pid!;
@@ -230,17 +231,9 @@ async function main(): Promise<number> {
       await new Promise((r) => master!.child.once('exit', r));
       clearTimeout(killer);
     }
-    if (responder) {
-      responder.child.kill('SIGTERM');
-      await new Promise((r) => (responder!.child.exitCode === null ? responder!.child.once('exit', r) : r(undefined)));
-    }
+    await responder?.watched.stop(10_000);
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-interface Responder {
-  readonly child: ChildProcess;
-  readonly address: string;
 }
 
 /** The same answer as a scrape's (15 KB), from node:net with no parsing: a floor for any answer from a Node process. */
@@ -251,13 +244,15 @@ const server = net.createServer((s) => s.on('data', () => s.write(answer)).on('e
 server.listen(0, '127.0.0.1', () => console.log('127.0.0.1:' + server.address().port));
 process.on('SIGTERM', () => process.exit(0));`;
 
-function startResponder(cpus: string | null): Promise<Responder> {
+async function startResponder(cpus: string | null): Promise<{ watched: Watched; address: string }> {
   const [command, ...argv] = pinned(cpus, [process.execPath, '-e', RESPONDER]);
-  const child = spawn(command!, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', (address) => resolve({ child, address }));
-    child.once('exit', (code) => reject(new Error(`the responder exited ${code}`)));
-  });
+  const watched = new Watched('responder', spawn(command!, argv, { stdio: ['ignore', 'pipe', 'inherit'] }));
+  try {
+    return { watched, address: await watched.waitFor('its address', START_TIMEOUT_MS, (line) => (/^127\.0\.0\.1:\d+$/.test(line) ? line : undefined)) };
+  } catch (err) {
+    await watched.stop(1_000, 'SIGKILL');
+    throw err;
+  }
 }
 
 main().then(
