@@ -27,6 +27,9 @@ const DRAIN_WAIT_MS = 5_000;
 /** Between measurements, so that exiting processes do not overlap the next one. */
 const PAUSE_MS = 100;
 
+/** What this scenario writes: always with the generation baseline (results from before it may lack it). */
+type Durations = DurationResults & { readonly generationMs: number[] };
+
 interface Config {
   readonly key: string;
   readonly id: ContenderId;
@@ -54,7 +57,7 @@ function configs(ctx: Ctx): Config[] {
 }
 
 export async function reloadDuration(ctx: Ctx): Promise<void> {
-  const results: DurationResults = { configs: {}, bareWorkerMs: [], bareWorkerCpuMs: [], generationMs: [], generationWorkers: ctx.o.workers, reuseportMs: [], settleDefault: settleDefault() };
+  const results: Durations = { configs: {}, bareWorkerMs: [], bareWorkerCpuMs: [], generationMs: [], generationWorkers: ctx.o.workers, reuseportMs: [], settleDefault: settleDefault() };
   ctx.results.duration = results;
   const all = configs(ctx);
   for (let repeat = 0; repeat < ctx.o.repeats; repeat++) {
@@ -77,7 +80,7 @@ export async function reloadDuration(ctx: Ctx): Promise<void> {
   }
 }
 
-async function measure(ctx: Ctx, c: Contender, s: DurationSamples, results: DurationResults): Promise<number[]> {
+async function measure(ctx: Ctx, c: Contender, s: DurationSamples, results: Durations): Promise<number[]> {
   const walls: number[] = [];
   const handover = c instanceof Handover ? c : undefined;
   for (let i = -WARMUP_RELOADS; i < ctx.o.d.reloads; i++) {
@@ -90,7 +93,7 @@ async function measure(ctx: Ctx, c: Contender, s: DurationSamples, results: Dura
       if (keep) {
         results.bareWorkerMs.push(bare.ms);
         results.bareWorkerCpuMs.push(bare.cpuMs);
-        results.generationMs?.push(generation.ms);
+        results.generationMs.push(generation.ms);
         results.reuseportMs.push(spawnMs);
       }
       await sleep(PAUSE_MS);
