@@ -1,5 +1,6 @@
 // Keep-alive throughput with wrk, for the benchmarks that compare a variant
-// against a baseline in the same run (bench/http-metrics.ts, bench/scrape.ts).
+// against a baseline in the same run (bench/http-metrics.ts, bench/scrape.ts,
+// bench/tracking.ts).
 import { spawn } from 'node:child_process';
 import { pinned } from './lib/pinning.js';
 
@@ -21,12 +22,14 @@ export interface WrkOptions {
   readonly script?: string;
   /** CPUs for wrk (a taskset list), away from the servers'; all when absent or null. */
   readonly cpus?: string | null;
+  /** A new connection per request (wrk sends `Connection: close`). */
+  readonly newConnection?: boolean;
 }
 
 /** Runs wrk once; rejects when wrk is missing or prints no figure. */
 export function wrk(o: WrkOptions): Promise<WrkRun> {
   return new Promise((resolve, reject) => {
-    const args = [`-t${o.threads}`, `-c${o.connections}`, `-d${o.seconds}s`, '--timeout', '5s', ...(o.script ? ['-s', o.script] : []), o.url];
+    const args = [`-t${o.threads}`, `-c${o.connections}`, `-d${o.seconds}s`, '--timeout', '5s', ...(o.newConnection ? ['-H', 'Connection: close'] : []), ...(o.script ? ['-s', o.script] : []), o.url];
     const [command, ...argv] = pinned(o.cpus ?? null, ['wrk', ...args]);
     const child = spawn(command!, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

@@ -23,15 +23,30 @@ export interface DrainResult {
 }
 
 /**
- * Tracks the connections of one listening handle; costs one or two listeners
- * per connection, none per request. `server` is what accepts (the handle on
- * the inherited descriptor); `http` is the server that parses requests on
- * those connections: the same one, except for a second address of one app
- * server, whose connections a plain net.Server accepts and hands over.
+ * Tracks the connections of one listening handle. `server` is what accepts
+ * (the handle on the inherited descriptor); `http` is the server that parses
+ * requests on those connections: the same one, except for a second address
+ * of one app server, whose connections a plain net.Server accepts and hands
+ * over.
+ *
+ * With a new connection per request this is on the request path, so a
+ * connection costs one Map.set with its descriptor as the key and nothing
+ * else: no listener on the socket, nothing stored on it. Keyed by the
+ * socket with a 'close' listener on each (as it was), tracking cost the
+ * worker 5-6% of its new-connection throughput, and a Map, a Set or a slot
+ * index kept on the socket all cost about as much (bench/tracking.ts; the
+ * listener alone ~1%). Why is a guess: each gives every Socket an identity
+ * hash or a property it did not have. An entry outlives its connection until the
+ * descriptor number is reused, so the connections open now are the entries
+ * not yet destroyed, sorted out only when a drain asks.
  */
 export class ConnectionTracker {
-  /** Transport socket -> the socket the HTTP layer writes responses to (its TLSSocket once the handshake is done). */
-  private readonly sockets = new Map<Socket, Socket>();
+  /** Descriptor -> the transport socket accepted on it (the newest one: descriptor numbers are reused). */
+  private readonly byFd = new Map<number, Socket>();
+  /** Descriptor -> its TLSSocket once the handshake is done: the socket the HTTP layer writes responses to. */
+  private readonly secureByFd = new Map<number, Socket>();
+  /** Connections with no descriptor to key by (a socket some app emitted itself), until they close. */
+  private readonly other = new Set<Socket>();
   private readonly sessions = new Set<Http2Session>();
   private stopping = false;
   private resolveClosed!: () => void;
@@ -46,15 +61,22 @@ export class ConnectionTracker {
   ) {
     server.on('connection', (socket: Socket) => {
       if (handedOver.has(socket)) return; // its own tracker counts it
-      this.sockets.set(socket, socket);
-      socket.once('close', () => this.sockets.delete(socket));
+      const fd = descriptorOf(socket);
+      if (fd === undefined) {
+        this.other.add(socket);
+        socket.once('close', () => this.other.delete(socket));
+        return;
+      }
+      this.byFd.set(fd, socket);
+      if (this.secureByFd.size > 0) this.secureByFd.delete(fd); // a closed connection's, on a reused number
     });
     // An HTTPS response hangs off the TLSSocket, not the TCP socket that
-    // 'connection' gave us; upgraded (WebSocket) sockets stay in the map
-    // until they close, so they count in the drain like any connection.
+    // 'connection' gave us; upgraded (WebSocket) sockets stay tracked until
+    // they close, so they count in the drain like any connection.
     http.on('secureConnection', (secure: Socket) => {
       const transport = (secure as unknown as WithParent)._parent;
-      if (transport && this.sockets.has(transport)) this.sockets.set(transport, secure);
+      const fd = transport ? descriptorOf(transport) : undefined;
+      if (fd !== undefined && this.byFd.get(fd) === transport) this.secureByFd.set(fd, secure);
     });
     // Only an HTTP/2 server emits 'session'; one that starts after the drain
     // began (its handshake was under way) is told GOAWAY at once.
@@ -65,8 +87,21 @@ export class ConnectionTracker {
     });
   }
 
+  /** The connections open now: transport socket -> the socket responses are written to. Forgets the closed ones. */
+  private open(): Map<Socket, Socket> {
+    const open = new Map<Socket, Socket>();
+    for (const [fd, socket] of this.byFd) {
+      if (socket.destroyed) {
+        this.byFd.delete(fd);
+        this.secureByFd.delete(fd);
+      } else open.set(socket, this.secureByFd.get(fd) ?? socket);
+    }
+    for (const socket of this.other) open.set(socket, socket);
+    return open;
+  }
+
   get size(): number {
-    return this.sockets.size;
+    return this.open().size;
   }
 
   /**
@@ -79,7 +114,7 @@ export class ConnectionTracker {
     this.stopping = true;
     closeEveryResponse(this.http);
     for (const session of this.sessions) session.close();
-    for (const socket of this.sockets.values()) {
+    for (const socket of this.open().values()) {
       const res = currentResponse(socket);
       if (res && !res.headersSent) res.setHeader('Connection', 'close');
     }
@@ -92,16 +127,17 @@ export class ConnectionTracker {
 
   /** Destroys what is left; returns how many connections that was. */
   destroyAll(): number {
-    const killed = this.sockets.size;
+    const open = this.open();
     for (const session of this.sessions) session.destroy();
-    for (const socket of this.sockets.keys()) socket.destroy();
-    return killed;
+    for (const socket of open.keys()) socket.destroy();
+    return open.size;
   }
 
   private whenIdle(done: () => void): void {
-    if (this.sockets.size === 0) return done();
-    let left = this.sockets.size;
-    for (const socket of this.sockets.keys()) socket.once('close', () => --left === 0 && done());
+    const open = this.open();
+    if (open.size === 0) return done();
+    let left = open.size;
+    for (const socket of open.keys()) socket.once('close', () => --left === 0 && done());
   }
 }
 
@@ -125,6 +161,16 @@ function closeEveryResponse(http: NetServer): void {
   http.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
     if (req.httpVersionMajor < 2 && !res.headersSent) res.setHeader('Connection', 'close');
   });
+}
+
+interface WithHandle {
+  _handle?: { fd?: number } | null;
+}
+
+/** The descriptor of an accepted TCP socket (libuv's, on Linux); undefined for a socket without one. */
+function descriptorOf(socket: Socket): number | undefined {
+  const fd = (socket as unknown as WithHandle)._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 
 interface WithParent {
