@@ -8,8 +8,10 @@ export const SCENARIOS = ['throughput', 'reload', 'tls', 'duration', 'cli'] as c
 export type ScenarioId = (typeof SCENARIOS)[number];
 
 export interface Durations {
-  /** Scenarios 1, 2: one measured wrk run, after a warm-up. */
+  /** Scenarios 1, 2: one measured wrk run of each contender per round. */
   readonly throughputS: number;
+  /** Scenarios 1, 2: rounds; each runs every contender once, all started together beforehand. */
+  readonly throughputRounds: number;
   readonly warmupS: number;
   /** Scenario 6: the master at idle, measured before the load. */
   readonly idleS: number;
@@ -23,8 +25,8 @@ export interface Durations {
   readonly cliRounds: number;
 }
 
-export const FULL: Durations = { throughputS: 10, warmupS: 2, idleS: 3, calmS: 10, seriesS: 30, reloads: 10, cliRounds: 10 };
-export const QUICK: Durations = { throughputS: 3, warmupS: 1, idleS: 1, calmS: 3, seriesS: 6, reloads: 3, cliRounds: 3 };
+export const FULL: Durations = { throughputS: 4, throughputRounds: 9, warmupS: 2, idleS: 3, calmS: 10, seriesS: 30, reloads: 10, cliRounds: 10 };
+export const QUICK: Durations = { throughputS: 2, throughputRounds: 2, warmupS: 1, idleS: 1, calmS: 3, seriesS: 6, reloads: 3, cliRounds: 3 };
 
 export interface Options {
   readonly quick: boolean;

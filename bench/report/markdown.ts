@@ -4,18 +4,29 @@ import type { ClientRun, Results, SeriesRun, ThroughputRun } from '../lib/result
 import { spread, summarize } from '../lib/stats.js';
 import { wrkErrorTotal } from '../lib/wrk.js';
 import { MODULES, NODE_FLOOR } from '../scenarios/cli-cost.js';
-import { checks, rps, seriesFailures } from './checks.js';
+import { checks, perRound, rps, seriesFailures } from './checks.js';
 import { compact, ms, num, p50p95, pct, table, times, withSpread } from './format.js';
 
 const KINDS = ['reset', 'refused', 'eof', 'timeout', 'non2xx', 'other'] as const;
 
+/** How the throughput runs were taken (results from before the rounds have no such field). */
+function roundsText(m: Results['meta']): string {
+  const rounds = m.durations['throughputRounds'];
+  if (rounds === undefined) return '';
+  return (
+    `Throughput (scenarios 1, 2): every contender started first, then ${rounds} rounds, each running every contender once for ${m.durations['throughputS']} s ` +
+    `in an order rotated per round; ratios are the median of the per-round ratios (runs seconds apart). Other scenarios: `
+  );
+}
+
 export function header(r: Results): string {
   const m = r.meta;
+  const rounds = m.durations['throughputRounds'];
   return [
     `Measured ${m.date} on ${m.machine} (${m.cpus} CPUs), Linux ${m.kernel}, Node ${m.node}, ${m.wrk}, PM2 ${m.pm2}; ` +
-      `every contender serves \`res.end('ok')\` with ${m.workers} workers in a network namespace of its own ` +
+      `every contender serves \`res.end('ok')\` with ${m.workers} workers in the bench's own network namespace ` +
       `(loopback, \`tcp_migrate_req=${m.tcpMigrateReq}\`); ${m.pinning}; wrk ${m.connections} connections. ` +
-      `${m.repeats} alternating repeat${m.repeats > 1 ? 's' : ''}: figures are medians, [min–max] over the repeats. ` +
+      `${roundsText(m)}${m.repeats} alternating repeat${m.repeats > 1 ? 's' : ''}: figures are medians, [min–max] over the ${rounds === undefined ? '' : 'rounds or '}repeats. ` +
       `One-minute load average ${m.loadAverage.start.toFixed(2)} at the start, ${m.loadAverage.end?.toFixed(2) ?? '?'} at the end; ` +
       `the run took ${Math.round((m.elapsedS ?? 0) / 60)} min${m.quick ? ' (--quick: a few seconds per measurement, not for comparison)' : ''}.`,
   ].join('\n');
@@ -37,7 +48,7 @@ export function throughputTable(r: Results): string {
     if (!runs) return ['–', '–', '–'];
     const lat = (k: 'p50' | 'p99'): number => spread(runs.map((x) => x.latency[k])).median;
     const errors = runs.reduce((n, x) => n + wrkErrorTotal(x.errors), 0);
-    const ratio = mine ? spread(rps(mine)).median / spread(rps(runs)).median : Number.NaN;
+    const ratio = mine ? spread(perRound(mine, runs)).median : Number.NaN;
     return [`${withSpread(rps(runs))}${errors ? ` (${errors} errors)` : ''}`, `${ms(lat('p50'))} / ${ms(lat('p99'))}`, times(ratio)];
   };
   const rows = [...new Set([...ids(r, ka), ...ids(r, nc)])].map((id) => [r.meta.labels[id]!, ...cols(ka[id], ka[base]), ...cols(nc[id], nc[base])]);
