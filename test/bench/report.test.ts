@@ -103,6 +103,17 @@ describe('bench parsing and reports', () => {
     assert.equal(find('pm2 failed requests')?.value, '14'); // wrk 7 + client 7
   });
 
+  it('compares throughput round by round, not by the medians of runs minutes apart', () => {
+    const r = results();
+    const run = (repeat: number, rps: number) => ({ ...r.throughput.keepalive['pm2']![0]!, repeat, rps });
+    // Round 2 of handover ran while a neighbour took the CPU: the medians (50 vs 102) say 0.49, the rounds 0.98.
+    const keepalive = { 'handover-migrate': [run(0, 50), run(1, 100), run(2, 50), run(3, 80)], reuseport: [run(0, 51), run(1, 102), run(2, 102)] };
+    const c = checks({ ...r, meta: { ...r.meta, labels: { ...r.meta.labels, reuseport: 'bare' } }, throughput: { keepalive, newconn: {} } });
+    const bare = c.find((x) => x.what.includes('keep-alive: handover <migrate> ÷ bare'));
+    assert.equal(bare?.value, '0.98× [0.49×–0.98×]'); // round 3, which bare lacks, left out
+    assert.equal(bare?.met, true);
+  });
+
   it('sets a reload\'s report against one worker\'s spawn and against a whole generation\'s', () => {
     const r = results();
     const samples = { wallMs: [400], durationMs: [260], settleMs: [0], commandCpuMs: [100], failed: 0, repeatP50: [400] };
