@@ -35,10 +35,11 @@ export interface DrainResult {
  * socket with a 'close' listener on each (as it was), tracking cost the
  * worker 5-6% of its new-connection throughput, and a Map, a Set or a slot
  * index kept on the socket all cost about as much (bench/tracking.ts; the
- * listener alone ~1%). Why is a guess: each gives every Socket an identity
- * hash or a property it did not have. An entry outlives its connection until the
- * descriptor number is reused, so the connections open now are the entries
- * not yet destroyed, sorted out only when a drain asks.
+ * listener alone ~1%). Why is a guess: each gives every Socket an
+ * identity hash or a property it did not have. An entry outlives its
+ * connection until the descriptor number is reused, so the connections
+ * open now are the entries not yet destroyed, sorted out only when a drain
+ * asks.
  */
 export class ConnectionTracker {
   /** Descriptor -> the transport socket accepted on it (the newest one: descriptor numbers are reused). */
