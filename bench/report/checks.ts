@@ -2,7 +2,7 @@
 // target, met (null when the run has not the figures, or the row only
 // informs).
 import type { Check, Results, SeriesRun, ThroughputRun } from '../lib/results.js';
-import { ratio, spread, summarize } from '../lib/stats.js';
+import { ratio, spread, summarize, type Spread } from '../lib/stats.js';
 import { wrkErrorTotal } from '../lib/wrk.js';
 import { NODE_FLOOR } from '../scenarios/cli-cost.js';
 import { clientFailures } from '../scenarios/series.js';
@@ -21,7 +21,11 @@ export function rps(runs: readonly (ThroughputRun | SeriesRun)[] | undefined): n
 
 function ratioCheck(what: string, a: number[], b: number[], target: number): Check {
   if (a.length === 0 || b.length === 0) return { what, value: 'not measured', target: `≥ ${target}×`, met: null };
-  const r = ratio(a, b);
+  return spreadCheck(what, ratio(a, b), target);
+}
+
+/** A ratio's median against its target, with the range of the ratios it came from. */
+function spreadCheck(what: string, r: Spread, target: number): Check {
   const range = r.values.length > 1 ? ` [${times(r.min)}–${times(r.max)}]` : '';
   return { what, value: `${times(r.median)}${range}`, target: `≥ ${target}×`, met: r.median >= target };
 }
@@ -39,8 +43,7 @@ export function perRound(a: readonly ThroughputRun[] | undefined, b: readonly Th
 function roundsCheck(what: string, a: readonly ThroughputRun[] | undefined, b: readonly ThroughputRun[] | undefined, target: number): Check {
   const per = spread(perRound(a, b));
   if (per.values.length === 0) return { what, value: 'not measured', target: `≥ ${target}×`, met: null };
-  const range = per.values.length > 1 ? ` [${times(per.min)}–${times(per.max)}]` : '';
-  return { what, value: `${times(per.median)}${range}`, target: `≥ ${target}×`, met: per.median >= target };
+  return spreadCheck(what, per, target);
 }
 
 /** Failed requests of a series run: wrk's errors plus the own client's failures. */

@@ -18,30 +18,28 @@ import { contenderCpuMs, masterSelfMs, sleep, type Ctx } from './context.js';
 export async function throughput(ctx: Ctx): Promise<void> {
   const { d } = ctx.o;
   const ids = CONTENDERS.filter((id) => ctx.o.contenders.includes(id));
-  const up: Contender[] = [];
-  const idOf = new Map<Contender, ContenderId>();
+  const up: { readonly id: ContenderId; readonly c: Contender }[] = [];
   try {
     for (const id of ids) {
       const c = ctx.contender(id);
       try {
         await c.start();
-        up.push(c);
-        idOf.set(c, id);
+        up.push({ id, c });
       } catch (err) {
         ctx.results.errors.push(`throughput ${id}: ${String(err)}`);
         ctx.log(`  ${id}: FAILED to start: ${String(err).split('\n')[0]}`);
         await c.stop();
       }
     }
-    const idle = await idleWindow(up, d.idleS);
+    const idle = await idleWindow(up.map((u) => u.c), d.idleS);
     for (const newConnection of [false, true]) {
       const mode = newConnection ? 'new connection' : 'keep-alive';
-      for (const c of up) await ctx.wrk(c.options.port, d.warmupS, newConnection, false);
+      for (const { c } of up) await ctx.wrk(c.options.port, d.warmupS, newConnection, false);
       for (let round = 0; round < d.throughputRounds; round++) {
-        for (const c of ctx.order(up, round)) {
+        for (const { id, c } of ctx.order(up, round)) {
           try {
             const run = await measured(ctx, c, newConnection, round, idle.get(c));
-            push(ctx.results.throughput[newConnection ? 'newconn' : 'keepalive'], idOf.get(c)!, run);
+            push(ctx.results.throughput[newConnection ? 'newconn' : 'keepalive'], id, run);
             await ctx.note(c, `throughput ${c.id} round ${round + 1} ${mode}`);
             ctx.log(`  ${c.id} ${mode} round ${round + 1}: ${run.rps.toFixed(0)} req/s, p99 ${run.latency.p99.toFixed(2)} ms`);
           } catch (err) {
@@ -52,7 +50,7 @@ export async function throughput(ctx: Ctx): Promise<void> {
       }
     }
   } finally {
-    for (const c of up) await c.stop();
+    for (const { c } of up) await c.stop();
   }
 }
 
