@@ -94,7 +94,7 @@ export class ReloadOperation {
   /** A worker of the generation being built died before the commit: roll back. */
   onWorkerExit(generation: Generation, index: number, exit: WorkerExit, pid: number | undefined): void {
     if (!this.builds(generation)) return;
-    const when = this.phase === 'settle' ? 'during reload.settle' : 'before it was ready';
+    const when = this.phase === 'settle' ? 'during reload.settle' : 'before its generation was ready';
     this.abort?.(new RollbackError(`worker ${index} (${pid === undefined ? 'no process' : `pid ${pid}`}) ${exit.detail} ${when}`));
   }
 
