@@ -58,6 +58,11 @@ export class Box {
     return child;
   }
 
+  /** A CPU group of its own below the servers' group, or undefined where the box has no groups. */
+  serverGroup(name: string): CpuGroup | undefined {
+    return this.groups.servers?.child(name);
+  }
+
   /** Runs a command to its end: stdout, stderr, exit code and wall time. */
   run(side: Side, cmd: string, args: readonly string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<Finished> {
     const started = performance.now();

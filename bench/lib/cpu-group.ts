@@ -15,6 +15,8 @@ const V1 = '/sys/fs/cgroup/cpu';
 const V2 = '/sys/fs/cgroup';
 
 export class CpuGroup {
+  private readonly children: CpuGroup[] = [];
+
   private constructor(
     readonly path: string,
     private readonly root: string,
@@ -37,13 +39,43 @@ export class CpuGroup {
     }
   }
 
+  /** A group below this one (bench/head-to-head.ts: one per contender, equal weights); undefined if it cannot be made. */
+  child(name: string): CpuGroup | undefined {
+    const path = join(this.path, name);
+    try {
+      if (this.root === V2) writeFileSync(join(this.path, 'cgroup.subtree_control'), '+cpu'); // v2: the controller for our children
+      mkdirSync(path);
+    } catch {
+      return undefined;
+    }
+    if (!existsSync(join(path, this.root === V1 ? 'cpu.shares' : 'cpu.weight'))) {
+      rmdirSync(path);
+      return undefined;
+    }
+    const group = new CpuGroup(path, this.root);
+    this.children.push(group);
+    return group;
+  }
+
+  /** Moves running processes into the group (each with all its threads); their later children start in it too. */
+  adopt(pids: readonly number[]): void {
+    for (const pid of pids) {
+      try {
+        writeFileSync(join(this.path, 'cgroup.procs'), String(pid));
+      } catch {
+        /* exited meanwhile */
+      }
+    }
+  }
+
   /** A shell prefix that moves the shell into the group, then execs the command: every descendant stays in. */
   wrap(argv: readonly string[]): string[] {
     return ['sh', '-c', `echo $$ > ${join(this.path, 'cgroup.procs')} && exec "$@"`, 'sh', ...argv];
   }
 
-  /** Moves whatever is left to the root group, then removes the group. */
+  /** Moves whatever is left to the root group, then removes the group (its children first). */
   remove(): void {
+    for (const child of this.children.splice(0)) child.remove();
     try {
       const left = readFileSync(join(this.path, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
       for (const pid of left) {
