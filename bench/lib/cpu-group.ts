@@ -59,13 +59,7 @@ export class CpuGroup {
 
   /** Moves running processes into the group (each with all its threads); their later children start in it too. */
   adopt(pids: readonly number[]): void {
-    for (const pid of pids) {
-      try {
-        writeFileSync(join(this.path, 'cgroup.procs'), String(pid));
-      } catch {
-        /* exited meanwhile */
-      }
-    }
+    moveInto(this.path, pids);
   }
 
   /** A shell prefix that moves the shell into the group, then execs the command: every descendant stays in. */
@@ -77,17 +71,21 @@ export class CpuGroup {
   remove(): void {
     for (const child of this.children.splice(0)) child.remove();
     try {
-      const left = readFileSync(join(this.path, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
-      for (const pid of left) {
-        try {
-          writeFileSync(join(this.root, 'cgroup.procs'), pid);
-        } catch {
-          /* exited meanwhile */
-        }
-      }
+      moveInto(this.root, readFileSync(join(this.path, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean));
       rmdirSync(this.path);
     } catch {
       /* already gone */
+    }
+  }
+}
+
+/** Writes each pid into the group at `dir` (a process with all its threads); one that exited meanwhile is skipped. */
+function moveInto(dir: string, pids: readonly (number | string)[]): void {
+  for (const pid of pids) {
+    try {
+      writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+    } catch {
+      /* exited meanwhile */
     }
   }
 }
