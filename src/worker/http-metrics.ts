@@ -64,6 +64,8 @@ class RequestCounters {
 
 const counters = new RequestCounters();
 let timer: NodeJS.Timeout | undefined;
+/** Servers counted already: one app server listening on two addresses passes here once per address. */
+const counted = new WeakSet<NetServer>();
 
 function onRequest(_req: IncomingMessage, res: ServerResponse): void {
   const startedAt = performance.now();
@@ -84,9 +86,12 @@ export function flushRequestCounters(): void {
  * synchronous work. What a server served in its last second is sent when it
  * closes (the end of a drain), before the worker reports `drained`. Any
  * server that emits 'request' fits: http, https, and HTTP/2's compatibility
- * API, whose request and response mirror http's.
+ * API, whose request and response mirror http's. A server is counted once,
+ * however many addresses it serves.
  */
 export function countRequests(server: NetServer): void {
+  if (counted.has(server)) return;
+  counted.add(server);
   server.prependListener('request', onRequest);
   server.once('close', flushRequestCounters);
   timer ??= setInterval(flushRequestCounters, HTTP_METRICS_INTERVAL_MS).unref();

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -124,6 +125,36 @@ describe('metrics exposition', () => {
         assert.ok(typeof w.cpuSeconds === 'number' && w.cpuSeconds > 0, JSON.stringify(w));
         assert.ok(typeof w.rssBytes === 'number' && w.rssBytes > 10e6, JSON.stringify(w));
       }
+    } finally {
+      await master.dispose();
+    }
+  });
+
+  it('one app server on two addresses (a wildcard listen): each request counted once', { timeout: 30_000 }, async () => {
+    const port = await new Promise<number>((resolve, reject) => {
+      const probe = createNetServer().once('error', reject).listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const app = join(dir, 'wildcard.mjs');
+    writeFileSync(app, `import { createServer } from 'node:http';\ncreateServer((req, res) => res.end('ok')).listen(${port});\n`);
+    const master = MasterProcess.start({
+      yaml: `app: ${app}\nworkers: 1\nlisten:\n  - address: 127.0.0.1:${port}\n  - address: 127.0.0.2:${port}\nreload: { watch: false }\nmetrics: { listen: 127.0.0.1:0 }\n`,
+    });
+    try {
+      const address = await metricsAddress(master);
+      await master.serving();
+      for (let i = 0; i < 6; i++) assert.equal((await get(`http://127.0.0.1:${port}/`)).status, 200);
+      for (let i = 0; i < 4; i++) assert.equal((await get(`http://127.0.0.2:${port}/`)).status, 200);
+      const families = await until(async () => {
+        const f = await scrape(`http://${address}/metrics`);
+        return (valueOf(f, 'handover_http_requests_total', { code: '2xx' }) ?? 0) >= 10 ? f : undefined;
+      }, 5_000, 'the 10 requests counted', 100);
+      // Counted twice (20) before: the server was given to the counters once per address.
+      await new Promise((r) => setTimeout(r, 1_500)); // one more flush: nothing further arrives
+      assert.equal(valueOf(await scrape(`http://${address}/metrics`), 'handover_http_requests_total', { code: '2xx' }), 10);
+      assert.equal(valueOf(families, 'handover_http_request_duration_seconds_count'), 10);
     } finally {
       await master.dispose();
     }
