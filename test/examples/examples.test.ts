@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { errorCount, startLoad, type LoadSummary } from '../harness/load.js';
+import { answeredBy, errorCount, startLoad, type LoadSummary } from '../harness/load.js';
 import { APPS, MasterProcess, ROOT } from '../harness/master.js';
 import { needsRoot, Netns } from '../harness/netns.js';
 import { startTlsLoad, tlsErrors, type TlsLoadSummary } from '../harness/tls-load.js';
@@ -87,10 +87,14 @@ async function reloadsUnderLoad(t: TestContext, { master, url, pids }: Served, n
   // on one: a chance of 1 in 2^11); a single worker needs fewer.
   const concurrency = pids.length > 1 ? 12 : 6;
   const load = startLoad(ns!, { url, mode: 'keepalive', concurrency, duration: 60_000, timeout: 5_000 });
+  const allAnswered = answeredBy(load, pids, 10_000);
   const started = Date.now();
   let summary: LoadSummary;
   try {
-    await new Promise((r) => setTimeout(r, 300));
+    // Every first-generation worker under load before the first reload (a
+    // fixed 300 ms was not always enough for the client to start on a busy
+    // machine: CI saw one worker of two never answer).
+    await allAnswered;
     for (let i = 0; i < n; i++) await reload(master);
     await new Promise((r) => setTimeout(r, 300));
   } finally {

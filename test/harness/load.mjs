@@ -7,8 +7,9 @@
 //   ip netns exec NS node test/harness/load.mjs --url ... --mode hold --connections K
 //
 // Output: in hold mode one line {"event":"sent",...} once every connection is
-// connected and its request written; then, always, exactly one JSON summary
-// line (the last line). Exit 0 after the summary, 2 on bad flags.
+// connected and its request written; a line {"event":"worker","worker":W}
+// at the first response from each value W of the worker header; then,
+// always, exactly one JSON summary line (the last line). Exit 0 after the summary, 2 on bad flags.
 //
 // Summary: {mode, requests, ok, statuses, errors, timeouts, elapsedMs, rps,
 //           latencyMs:{p50,p99,max}, workers, stoppedBy, ...}
@@ -132,7 +133,12 @@ function bump(obj, key) {
 function recordStatus(status, worker, latency) {
   completed++;
   bump(statuses, String(status));
-  if (worker !== undefined && worker !== null && worker !== '') bump(workers, String(worker));
+  if (worker !== undefined && worker !== null && worker !== '') {
+    const key = String(worker);
+    // The first answer from each worker, as it comes: a test can wait for every worker to be under load.
+    if (workers[key] === undefined) process.stdout.write(`${JSON.stringify({ event: 'worker', worker: key })}\n`);
+    bump(workers, key);
+  }
   latencies.push(latency);
 }
 

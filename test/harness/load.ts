@@ -76,6 +76,12 @@ export interface FailureEvent {
   at: number;
 }
 
+/** The first response from a worker (a value of the x-handover-worker header). */
+export interface WorkerEvent {
+  event: 'worker';
+  worker: string;
+}
+
 export interface SentEvent {
   event: 'sent';
   /** connections connected with the request written */
@@ -90,13 +96,37 @@ export interface LoadHandle {
   done: Promise<LoadSummary>;
   /** stop issuing (stop-file, then SIGTERM, then SIGKILL), finish in-flight, resolve with the summary */
   stop(): Promise<LoadSummary>;
-  /** 'sent' (SentEvent) in hold mode; 'line' for every stdout line */
+  /** 'sent' (SentEvent) in hold mode; 'worker' (WorkerEvent) at each worker's first answer; 'line' for every stdout line */
   events: EventEmitter;
   /** resolves when hold mode has written every request */
   sent: Promise<SentEvent>;
   child: ChildProcess;
   /** the --stop-file path (created by stop(), removed when load.mjs has exited) */
   stopFile: string;
+}
+
+/**
+ * Resolves once each of `workers` (pids, as the worker header gives them)
+ * has answered the load; rejects after `timeoutMs`, naming those that have
+ * not. Call it right after startLoad(), before awaiting anything else.
+ */
+export function answeredBy(load: LoadHandle, workers: readonly (number | string)[], timeoutMs: number): Promise<void> {
+  const waiting = new Set(workers.map(String));
+  return new Promise((resolve, reject) => {
+    const onWorker = (e: WorkerEvent): void => {
+      waiting.delete(e.worker);
+      if (waiting.size === 0) finish();
+    };
+    const timer = setTimeout(() => finish(new Error(`within ${timeoutMs} ms of the load's start, no answer from worker ${[...waiting].join(', ')}`)), timeoutMs);
+    const finish = (err?: Error): void => {
+      clearTimeout(timer);
+      load.events.off('worker', onWorker);
+      if (err) reject(err);
+      else resolve();
+    };
+    load.events.on('worker', onWorker);
+    if (waiting.size === 0) finish();
+  });
 }
 
 /** Total of all error counts. */
