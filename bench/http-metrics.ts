@@ -22,6 +22,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { openEnvelope } from '../src/protocol/worker.js';
+import { int } from './lib/options.js';
 import { choosePinning, pinned } from './lib/pinning.js';
 import { spread } from './lib/stats.js';
 import { median, wrk, type WrkRun } from './wrk.js';
@@ -132,13 +133,6 @@ function countingCostNs(counters: string): Promise<number> {
   });
 }
 
-/** A whole number >= 1 from an option, or an error naming it. */
-function positive(name: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected a whole number >= 1, got "${text}"`);
-  return n;
-}
-
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -161,9 +155,9 @@ async function main(): Promise<number> {
     process.stdout.write(`counting alone: ${(await countingCostNs(countersPath)).toFixed(0)} ns of CPU per response\n`);
     return 0;
   }
-  const couples = positive('couples', values.couples);
-  const rounds = positive('rounds', values.rounds);
-  const load = { seconds: positive('seconds', values.seconds), connections: positive('connections', values.connections), threads: 1, cpus: PINNING.load };
+  const couples = int('couples', values.couples, 6, 1);
+  const rounds = int('rounds', values.rounds, 4, 1);
+  const load = { seconds: int('seconds', values.seconds, 3, 1), connections: int('connections', values.connections, 16, 1), threads: 1, cpus: PINNING.load };
   const log = (line: string): void => void (values.json ? undefined : process.stderr.write(`${line}\n`));
   const baseline = values.baseline === 'bare' ? undefined : resolve(values.baseline);
   const all: Pair[] = [];

@@ -65,7 +65,8 @@ function list<T extends string>(text: string | undefined, all: readonly T[], wha
   return items as T[];
 }
 
-function int(name: string, text: string | undefined, fallback: number, min: number): number {
+/** An integer option of at least `min`, `fallback` when absent; throws naming the option otherwise. */
+export function int(name: string, text: string | undefined, fallback: number, min: number): number {
   if (text === undefined) return fallback;
   const n = Number(text);
   if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min} (got ${text})`);
