@@ -106,7 +106,7 @@ function deadlineBounds(visible: string): Deadlines | undefined {
 
 /** control.socket and reload.* by the yaml parser alone; undefined when anything is not as the schema wants. */
 async function fromYaml(text: string, file: string): Promise<ControlTarget | undefined> {
-  const { parseDocument } = await import('yaml');
+  const { parseDocument } = await import('../vendor/yaml.js');
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) return undefined;
   let raw: unknown;

@@ -4,8 +4,8 @@
 // a message a person can act on, so all problems are gathered in one pass.
 
 import { dirname, resolve } from 'node:path';
-import { LineCounter, isMap, isNode, isScalar, parseDocument, visit, type Document } from 'yaml';
-import type { z } from 'zod';
+import { LineCounter, isMap, isNode, isScalar, parseDocument, visit, type Document } from '../vendor/yaml.js';
+import type * as z from '../vendor/zod.js';
 import { controlDir, controlDirProblem, defaultControlSocket, socketPathProblem } from './control-path.js';
 import { appModuleProblem, loaderProblem, loaders } from './app-module.js';
 import { autoWorkers } from './cpu-quota.js';

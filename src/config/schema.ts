@@ -3,7 +3,7 @@
 // they cannot drift apart. Keys are snake_case as users write them; load.ts
 // maps the result to the camelCase `Config`.
 
-import { z } from 'zod';
+import * as z from '../vendor/zod.js';
 import {
   ADDRESS_HINT,
   DURATION_HINT,

@@ -6,7 +6,7 @@
 // parse with it and 269 ms without. Here each map gets a Map from key to its
 // first position, so the whole document costs one visit of every node.
 
-import { isAlias, isMap, isPair, isScalar, isSeq, type Document, type Node } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, type Document, type Node } from '../vendor/yaml.js';
 import { MAX_NESTING } from './limits.js';
 
 export type KeyPath = readonly (string | number)[];

@@ -1,7 +1,7 @@
 // Validation of control requests at the edge (the master's control server).
 // Apart from control.ts so that the types the CLI and the package's
 // declarations use do not load zod.
-import { z } from 'zod';
+import * as z from '../vendor/zod.js';
 import type { ControlRequest, ParsedControlRequest } from './control.js';
 
 export const controlRequestSchema = z.discriminatedUnion('cmd', [
