@@ -83,9 +83,11 @@ async function reload(master: MasterProcess): Promise<void> {
  * generations after it.
  */
 async function reloadsUnderLoad(t: TestContext, { master, url, pids }: Served, n: number): Promise<LoadSummary> {
-  // 12 connections: the kernel spreads them over both workers' sockets (all
-  // on one: a chance of 1 in 2^11); a single worker needs fewer.
-  const concurrency = pids.length > 1 ? 12 : 6;
+  // 20 connections: the kernel spreads them over both workers' sockets (all
+  // on one: a chance of 1 in 2^19; with 12 it was 1 in 2^11, about 1 CI run
+  // in 200 over the five two-worker cases and two Node versions); a single
+  // worker needs fewer.
+  const concurrency = pids.length > 1 ? 20 : 6;
   const load = startLoad(ns!, { url, mode: 'keepalive', concurrency, duration: 60_000, timeout: 5_000 });
   const allAnswered = answeredBy(load, pids, 10_000);
   const started = Date.now();
