@@ -136,10 +136,11 @@ function countingCostNs(counters: string): Promise<number> {
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
-      couples: { type: 'string', default: '6' },
-      rounds: { type: 'string', default: '4' },
-      seconds: { type: 'string', default: '3' },
-      connections: { type: 'string', default: '16' },
+      // Their defaults are int()'s fallbacks below.
+      couples: { type: 'string' },
+      rounds: { type: 'string' },
+      seconds: { type: 'string' },
+      connections: { type: 'string' },
       counters: { type: 'string', default: COUNTERS },
       baseline: { type: 'string', default: 'bare' },
       json: { type: 'boolean', default: false },
