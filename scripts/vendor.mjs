@@ -33,7 +33,7 @@ for (const name of ['zod', 'yaml']) {
     banner: {
       js: [
         `/*! ${name} ${version}, bundled by handover's scripts/vendor.mjs from src/vendor/${name}.ts\n\n${license}\n*/`,
-        // yaml is CommonJS and requires node:process: an ES module has no require of its own.
+        // yaml is CommonJS and requires node:process: an ES module has no require of its own (zod's bundle does not use it).
         `import { createRequire as __vendorRequire } from 'node:module';`,
         `const require = __vendorRequire(import.meta.url);`,
       ].join('\n'),
