@@ -15,7 +15,7 @@
 // ratios a ÷ b with their range, and each side's CPU per round (the groups
 // should split the server CPU evenly). Needs root, `npm run build` and wrk.
 import { parseArgs } from 'node:util';
-import { CONTENDERS, makeContender, type ContenderId } from './contenders/index.js';
+import { CONTENDERS, makeContender, VARIANTS, type ContenderId } from './contenders/index.js';
 import type { Contender } from './contenders/contender.js';
 import { Box } from './lib/box.js';
 import { descendants } from './lib/procfs.js';
@@ -51,7 +51,8 @@ function refuse(message: string): never {
 }
 
 function contenderId(text: string): ContenderId {
-  if (!(CONTENDERS as readonly string[]).includes(text)) refuse(`unknown contender "${text}" (one of: ${CONTENDERS.join(', ')})`);
+  const known: readonly string[] = [...CONTENDERS, ...VARIANTS];
+  if (!known.includes(text)) refuse(`unknown contender "${text}" (one of: ${known.join(', ')})`);
   return text as ContenderId;
 }
 

@@ -187,6 +187,7 @@ async function bareWorker(app: string, env: NodeJS.ProcessEnv, floor = false): P
       listeners: [{ fd: FIRST_LISTENER_FD, address: listener.address.text, backlog: 511 }],
       drainTimeoutMs: 1000,
       heartbeatMs: 1000,
+      countRequests: false, // as from a master without metrics.listen
     };
     child.send(envelope(start));
     try {

@@ -39,6 +39,8 @@ export interface ContenderOptions {
   readonly settle?: string;
   /** handover only: let the master watch the certificate files (TLS rotation by file change). */
   readonly watchTls?: boolean;
+  /** handover only: a metrics endpoint (`metrics.listen` on a port of the kernel's choice), so its workers count responses. */
+  readonly metrics?: boolean;
 }
 
 export interface Contender {

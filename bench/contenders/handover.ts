@@ -28,6 +28,7 @@ export function handoverConfig(o: ContenderOptions, strategy: Strategy, socket: 
     `  strategy: ${strategy}`,
     `  watch: ${o.watchTls === true}`,
     ...(o.settle !== undefined ? [`  settle: ${o.settle}`] : []),
+    ...(o.metrics === true ? ['metrics: { listen: 127.0.0.1:0 }'] : []),
     `control: { socket: ${JSON.stringify(socket)} }`,
     'log: { level: info }',
     '',

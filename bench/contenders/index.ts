@@ -7,7 +7,13 @@ import { Pm2 } from './pm2.js';
 import { Reuseport } from './reuseport.js';
 
 export const CONTENDERS = ['reuseport', 'handover-migrate', 'handover-inherit', 'cluster-none', 'cluster-rr', 'pm2'] as const;
-export type ContenderId = (typeof CONTENDERS)[number];
+/**
+ * Not in `npm run bench`, for bench/head-to-head.ts: handover (migrate) with
+ * `metrics.listen` set, so that its workers count every response (the
+ * others run without an endpoint, and their workers count nothing).
+ */
+export const VARIANTS = ['handover-metrics'] as const;
+export type ContenderId = (typeof CONTENDERS)[number] | (typeof VARIANTS)[number];
 /** Those that can reload (scenarios 3 and 4). */
 export const RELOADING: readonly ContenderId[] = CONTENDERS.filter((c) => c !== 'reuseport');
 
@@ -19,6 +25,8 @@ export function makeContender(id: ContenderId, box: Box, o: ContenderOptions): C
       return new Handover(box, 'migrate', o);
     case 'handover-inherit':
       return new Handover(box, 'inherit', o);
+    case 'handover-metrics':
+      return new Handover(box, 'migrate', { ...o, metrics: true }, '-metrics');
     case 'cluster-none':
       return new Cluster(box, 'none', o);
     case 'cluster-rr':

@@ -81,5 +81,6 @@ for (const listener of listeners) {
     listeners: [{ fd: FIRST_LISTENER_FD, address: listener.address.text, backlog: BACKLOG }],
     drainTimeoutMs: 1000,
     heartbeatMs: 1000,
+    countRequests: false, // as from a master without metrics.listen
   }));
 }

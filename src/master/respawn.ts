@@ -4,24 +4,21 @@
 // down at once, its queue moving to the siblings, and the replacement gets
 // a fresh socket; without migration it is kept only for a replacement that
 // starts at once, never across a backoff. Also the heartbeat check.
-import type { Logger } from '../log/logger.js';
 import { monotonic } from './clock.js';
 import type { Generation, Slot } from './generation.js';
 import type { HandoffStrategy } from './handoff/strategy.js';
 import type { KernelState } from './kernel-state.js';
 import { backoffDelay, decideRestart } from './restart.js';
-import { spawnWorker, verifyListening, type Groups } from './spawn.js';
+import { spawnWorker, verifyListening, type SpawnHost } from './spawn.js';
 import { HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, type WorkerHandle } from './worker-handle.js';
 
-export interface RespawnHost {
-  readonly log: Logger;
+export interface RespawnHost extends SpawnHost {
   readonly active: Generation | undefined;
   /** A generation being built may share a dead worker's socket (`inherit`): it has an acceptor there. */
   readonly building: Generation | undefined;
   readonly stopping: boolean;
   readonly kernel: KernelState;
   readonly strategy: HandoffStrategy;
-  readonly groups: Groups;
   /** Registers a new worker's exit with the master's event queue. */
   watchExit(generation: Generation, slot: Slot, worker: WorkerHandle): void;
   /** Queues a respawn event for `slot` after `delayMs`. */
@@ -88,7 +85,7 @@ export class Respawner {
     const { host } = this;
     let worker: WorkerHandle;
     try {
-      worker = spawnWorker(generation, slot, host.groups, host.log);
+      worker = spawnWorker(generation, slot, host);
     } catch (err) {
       slot.failures++;
       const delayMs = backoffDelay(slot.failures, generation.config.restart);

@@ -59,13 +59,22 @@ export function createGeneration(
   return generation;
 }
 
+/** What every worker of the master is started with, whatever its generation. */
+export interface SpawnHost {
+  readonly groups: Groups;
+  readonly log: Logger;
+  /** The master has a metrics endpoint (fixed from its start: `metrics.listen` changes need a restart). */
+  readonly countRequests: boolean;
+}
+
 /**
  * Starts a worker into `slot` (opening its sockets first when it has none:
  * a replacement whose predecessor's sockets were retired). Never throws
  * for a process that cannot be created: the handle exits at once with
  * reason `spawn_failed`. Throws only when the sockets cannot be opened.
  */
-export function spawnWorker(generation: Generation, slot: Slot, groups: Groups, log: Logger): WorkerHandle {
+export function spawnWorker(generation: Generation, slot: Slot, host: SpawnHost): WorkerHandle {
+  const { groups, log } = host;
   if (slot.listeners.length === 0) {
     const opened: Listener[] = [];
     try {
@@ -90,6 +99,7 @@ export function spawnWorker(generation: Generation, slot: Slot, groups: Groups, 
     nodeArgs: config.nodeArgs,
     ...(config.cwd === undefined ? {} : { cwd: config.cwd }),
     drainTimeoutMs: config.reload.drainTimeoutMs,
+    countRequests: host.countRequests,
     ...generation.identity,
     log,
   });

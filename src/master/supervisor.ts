@@ -116,6 +116,11 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
     return this.metricsEndpoint?.metrics;
   }
 
+  /** Workers count their responses only for an endpoint that shows them. */
+  get countRequests(): boolean {
+    return this.metricsEndpoint !== undefined;
+  }
+
   get stopDelayMs(): number {
     return this.currentConfig.stopDelayMs;
   }
@@ -198,7 +203,7 @@ export class Supervisor implements ReloadHost, RespawnHost, StopHost {
 
   /** Spawns every slot and waits until all are ready and their sockets in LISTEN. */
   async boot(generation: Generation): Promise<void> {
-    for (const slot of generation.slots) this.watchExit(generation, slot, spawnWorker(generation, slot, this.groups, this.log));
+    for (const slot of generation.slots) this.watchExit(generation, slot, spawnWorker(generation, slot, this));
     await Promise.all(generation.workers().map((w) => w.ready(generation.config.reload.readyTimeoutMs)));
     for (const slot of generation.slots) verifyListening(slot);
   }

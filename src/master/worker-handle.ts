@@ -69,6 +69,8 @@ export interface WorkerOptions {
   /** The worker's working directory (config cwd); unset: the master's. */
   readonly cwd?: string;
   readonly drainTimeoutMs: number;
+  /** The master exports request metrics: the worker counts its responses. */
+  readonly countRequests: boolean;
   readonly uid?: number;
   readonly gid?: number;
   readonly log: Logger;
@@ -144,6 +146,7 @@ export class WorkerHandle extends EventEmitter<{ exit: [WorkerExit]; state: [Wor
       listeners: options.listeners.map((l, i) => ({ ...l, fd: FIRST_LISTENER_FD + i })),
       drainTimeoutMs: options.drainTimeoutMs,
       heartbeatMs: HEARTBEAT_MS,
+      countRequests: options.countRequests,
       ...(options.ticketKey === undefined ? {} : { ticketKey: options.ticketKey }),
     });
     this.log.debug('worker spawned');

@@ -38,3 +38,9 @@ export function strings(o: Obj, key: string): string[] {
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new ProtocolError(`${key}: expected a list of strings`);
   return v as string[];
 }
+
+export function bool(o: Obj, key: string): boolean {
+  const v = o[key];
+  if (typeof v !== 'boolean') throw new ProtocolError(`${key}: expected true or false`);
+  return v;
+}

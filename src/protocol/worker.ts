@@ -4,7 +4,7 @@
 //
 // Validated by hand (fields.ts), not with zod: a worker loads this on every
 // spawn, and zod cost ~60 ms of CPU per worker start (bench/), a third of a reload.
-import { int, num, object, ProtocolError, str, strings } from './fields.js';
+import { bool, int, num, object, ProtocolError, str, strings } from './fields.js';
 import { parseHttpMetrics, type HttpMetricsMessage } from './http-metrics.js';
 import { parseTicketKey, parseTlsRotate, parseWorkerTls, type TlsRotateMessage, type WorkerTls } from './tls.js';
 
@@ -26,6 +26,12 @@ export interface StartMessage {
   readonly listeners: readonly WorkerListener[];
   readonly drainTimeoutMs: number;
   readonly heartbeatMs: number;
+  /**
+   * The master exports request metrics (`metrics.listen`): count each
+   * response and send the deltas. Without an endpoint to show them, the
+   * worker's request path is the app's own.
+   */
+  readonly countRequests: boolean;
   /** The generation's session ticket key (48 bytes, base64); present when a listener has tls. */
   readonly ticketKey?: string;
 }
@@ -114,6 +120,7 @@ export function parseMasterMessage(raw: unknown): MasterMessage {
         listeners: listeners.map(listener),
         drainTimeoutMs: int(o, 'drainTimeoutMs'),
         heartbeatMs: int(o, 'heartbeatMs', 1),
+        countRequests: bool(o, 'countRequests'),
         ...(o['ticketKey'] === undefined ? {} : { ticketKey: parseTicketKey(o['ticketKey']) }),
       };
     }

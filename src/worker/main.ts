@@ -72,10 +72,14 @@ const PHASE: Record<State, FailurePhase> = {
   idle: 'load', loading: 'load', initialising: 'init', listening: 'listen', serving: 'serve', draining: 'serve',
 };
 
-/** Every server that is given an inherited socket, the app's or ours, passes here once per address. */
-function track(address: string, listening: Server, http: Server): void {
+/**
+ * Every server that is given an inherited socket, the app's or ours, passes
+ * here once per address. Its responses are counted only when the master
+ * exports them.
+ */
+function track(address: string, listening: Server, http: Server, counting: boolean): void {
   trackers.push(new ConnectionTracker(address, listening, http));
-  countRequests(http);
+  if (counting) countRequests(http);
   servers.set(address, http);
 }
 
@@ -93,7 +97,7 @@ async function start(msg: StartMessage): Promise<void> {
   const context: AppContext = Object.freeze({ generation: msg.generation, worker: msg.index, signal: abort.signal, servers });
   ctx = context;
   const sockets = new InheritedListeners(msg.listeners, {
-    serve: track,
+    serve: (address, listening, http) => track(address, listening, http, msg.countRequests),
     warn: (message) => void log().then((l) => l.warn({ app: msg.app }, message)),
   });
   inherited = sockets;

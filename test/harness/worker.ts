@@ -30,6 +30,8 @@ export interface WorkerOptions {
   /** Extra environment; a function gets the sockets' real ports (e.g. to tell the app PORT). */
   readonly env?: Record<string, string> | ((ports: readonly number[]) => Record<string, string>);
   readonly drainTimeoutMs?: number;
+  /** What the master tells the worker about request metrics (default: counted, as with `metrics.listen`). */
+  readonly countRequests?: boolean;
 }
 
 export class TestWorker {
@@ -75,6 +77,7 @@ export class TestWorker {
       })),
       drainTimeoutMs: options.drainTimeoutMs ?? 5_000,
       heartbeatMs: 1_000,
+      countRequests: options.countRequests ?? true,
     }));
   }
 

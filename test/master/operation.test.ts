@@ -62,7 +62,7 @@ describe('descriptors on failure paths', () => {
       const generation = new Generation(1, config, {}, new Map());
       const slot = generation.slots[0]!;
       const before = fds();
-      assert.throws(() => spawnWorker(generation, slot, new Map(), log), /EADDRNOTAVAIL/);
+      assert.throws(() => spawnWorker(generation, slot, { groups: new Map(), log, countRequests: false }), /EADDRNOTAVAIL/);
       assert.equal(fds(), before);
       assert.equal(slot.listeners.length, 0);
       assert.equal(slot.worker, undefined);

@@ -1,7 +1,8 @@
 // The worker's request counters in a real child process with an IPC channel
 // (as a worker has): what they send for responses of each status class and
 // duration, an aborted request, the in-flight level, and the flush when the
-// server closes; and how the master validates the message.
+// server closes; that a worker counts only when the master says it exports
+// the counts; and how the master validates the message.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { request } from 'node:http';
@@ -9,7 +10,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { HTTP_DURATION_BUCKETS, parseHttpMetrics, type HttpMetricsMessage } from '../../src/protocol/http-metrics.js';
 import { openEnvelope, parseWorkerMessage, ProtocolError } from '../../src/protocol/worker.js';
-import { ROOT } from '../harness/master.js';
+import { APPS, ROOT } from '../harness/master.js';
+import { TestWorker } from '../harness/worker.js';
 
 // Answers /status/N with N, /slow after 300 ms, /hang never; closes its server on a 'close' message.
 const SERVER = `
@@ -90,6 +92,26 @@ describe('worker request counters', () => {
       assert.equal(messages.at(-1)?.inFlight, 0, 'nothing in flight after the close');
     } finally {
       child.kill('SIGKILL');
+    }
+  });
+
+  it('a worker counts only when the master exports the counts (metrics.listen): otherwise it sends none, not even at its drain', { timeout: 30_000 }, async () => {
+    const start = (countRequests: boolean) => TestWorker.start({
+      app: join(APPS, 'listen-as.js'), sockets: [{ host: '127.0.0.1' }], countRequests, env: ([p]) => ({ LISTEN_FORM: 'port', PORT: String(p) }),
+    });
+    const [counted, quiet] = [start(true), start(false)];
+    try {
+      await Promise.all([counted.ready(), quiet.ready()]);
+      for (const w of [counted, quiet]) for (let i = 0; i < 5; i++) assert.equal(await hit(w.port(), '/'), 200);
+      await counted.waitFor('metrics', 3_000);
+      await new Promise((r) => setTimeout(r, 1_500)); // past the next tick of the uncounted worker's would-be timer
+      await Promise.all([counted.drain(), quiet.drain()]);
+      await Promise.all([counted.waitFor('drained'), quiet.waitFor('drained')]);
+      const sent = (w: TestWorker) => w.messages.filter((m) => m.type === 'metrics') as unknown as HttpMetricsMessage[];
+      assert.equal(total(sent(counted), (m) => m.requests)[1], 5, 'the counted worker reported its five 2xx');
+      assert.deepEqual(sent(quiet), [], 'the other sent no counts');
+    } finally {
+      await Promise.all([counted.dispose(), quiet.dispose()]);
     }
   });
 

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { envelope, ENVELOPE_KEY, openEnvelope, parseMasterMessage, parseWorkerMessage, ProtocolError } from '../../src/protocol/worker.js';
 
 const start = {
-  type: 'start', generation: 2, index: 0, app: '/srv/app.js', drainTimeoutMs: 1000, heartbeatMs: 1000,
+  type: 'start', generation: 2, index: 0, app: '/srv/app.js', drainTimeoutMs: 1000, heartbeatMs: 1000, countRequests: true,
   listeners: [{ fd: 4, address: '127.0.0.1:8080', backlog: 511 }, { fd: 5, address: '[::]:443', backlog: 16, tls: { cert: 'C', key: 'K', sni: [], http2: false } }],
 };
 
@@ -32,6 +32,7 @@ describe('protocol', () => {
       [{ ...start, listeners: [{ fd: 2, address: 'x', backlog: 1 }] }, /fd: expected an integer >= 3/],
       [{ ...start, listeners: 'x' }, /listeners: expected an array/],
       [{ ...start, generation: 0 }, /generation/],
+      [{ ...start, countRequests: 'yes' }, /countRequests: expected true or false/],
       [{ type: 'drain', seq: 1.5, drainTimeoutMs: 1, keep: [] }, /seq/],
       [{ type: 'drain', seq: 1, drainTimeoutMs: 1, keep: [1] }, /keep: expected a list of strings/],
       [{ type: 'close', seq: 1 }, /addresses/],

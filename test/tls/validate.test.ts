@@ -270,7 +270,7 @@ describe('tls configuration and protocol', () => {
   it('carries TLS payloads, the ticket key and the rotate message to workers', () => {
     const key = Buffer.alloc(48, 7).toString('base64');
     const tls = { cert: 'C', key: 'K', sni: [{ name: 'a.test', cert: 'C2', key: 'K2' }], ca: 'CA', http2: true };
-    const start = { type: 'start', generation: 2, index: 0, app: '/a.js', drainTimeoutMs: 1, heartbeatMs: 1, ticketKey: key, listeners: [{ fd: 4, address: 'x', backlog: 1, tls }] };
+    const start = { type: 'start', generation: 2, index: 0, app: '/a.js', drainTimeoutMs: 1, heartbeatMs: 1, countRequests: false, ticketKey: key, listeners: [{ fd: 4, address: 'x', backlog: 1, tls }] };
     assert.deepEqual(parseMasterMessage(start), start);
     const rotate = { type: 'tls', seq: 3, ticketKey: key, listeners: [{ address: 'x', tls }] };
     assert.deepEqual(parseMasterMessage(rotate), rotate);
