@@ -1,43 +1,62 @@
 // Part of `npm run build`, after tsc: replaces dist/vendor/*.js, which tsc
-// emits as plain re-exports of zod and yaml, with one bundled module each
-// holding only what src/vendor/*.ts exports (esbuild, which tsx already
-// brings). Why: Node 20's ESM loader pays per module, and zod's entry loads
-// 94 of them (its 50 locales included) and yaml's some 60 CommonJS files, on
-// every `handover check`, `status`, `reload` and master start. The bundles
-// have no source maps: the code is the libraries', unchanged. Each starts
-// with its package's name, version and license text, which both licenses
-// ask to travel with copies.
+// emits as plain re-exports of zod and yaml, with
+//   - <name>.cjs: one bundle holding only what src/vendor/<name>.ts exports
+//     (esbuild, which tsx already brings). Node 20's ESM loader pays per
+//     module, and zod's entry loads 94 of them (its 50 locales included) and
+//     yaml's some 60 CommonJS files, on every `handover check`, `status`,
+//     `reload` and master start;
+//   - <name>.js: the ES module the rest of dist imports, which runs the
+//     bundle through dist/vendor/bundles.js with V8's code cache;
+//   - <name>.cache: that cache, the code V8 compiled while this script
+//     validated the shipped configuration (config/handover.yaml), so that a
+//     command compiles neither the bundles nor the functions it calls.
+// The bundles have no source maps: the code is the libraries', unchanged.
+// Each starts with its package's name, version and license text, which both
+// licenses ask to travel with copies.
 import { build } from 'esbuild';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
+const vendor = join(root, 'dist/vendor');
 
 for (const name of ['zod', 'yaml']) {
   const manifest = require.resolve(`${name}/package.json`);
   const { version } = JSON.parse(readFileSync(manifest, 'utf8'));
   const license = readFileSync(join(dirname(manifest), 'LICENSE'), 'utf8').trim().replaceAll('*/', '* /');
+  const bundle = join(vendor, `${name}.cjs`);
   await build({
-    entryPoints: [`${root}src/vendor/${name}.ts`],
-    outfile: `${root}dist/vendor/${name}.js`,
+    entryPoints: [join(root, `src/vendor/${name}.ts`)],
+    outfile: bundle,
     bundle: true,
-    format: 'esm',
+    format: 'cjs',
     platform: 'node',
     target: 'node20',
-    allowOverwrite: true,
     logLevel: 'warning',
     legalComments: 'inline',
-    banner: {
-      js: [
-        `/*! ${name} ${version}, bundled by handover's scripts/vendor.mjs from src/vendor/${name}.ts\n\n${license}\n*/`,
-        // yaml is CommonJS and requires node:process: an ES module has no require of its own (zod's bundle does not use it).
-        `import { createRequire as __vendorRequire } from 'node:module';`,
-        `const require = __vendorRequire(import.meta.url);`,
-      ].join('\n'),
-    },
+    banner: { js: `/*! ${name} ${version}, bundled by handover's scripts/vendor.mjs from src/vendor/${name}.ts\n\n${license}\n*/` },
   });
-  rmSync(`${root}dist/vendor/${name}.js.map`, { force: true });
+  // The names src/vendor/<name>.ts exports, as the bundle has them; `enum`
+  // is a reserved word, so each is bound to a plain local first.
+  const names = Object.keys(require(bundle));
+  const lines = [
+    `// Made by scripts/vendor.mjs: what src/vendor/${name}.ts exports, from the bundle ${name}.cjs (see bundles.js).`,
+    `import { loadBundle } from './bundles.js';`,
+    `const bundle = loadBundle(${JSON.stringify(name)});`,
+    ...names.map((n, i) => `const x${i} = bundle[${JSON.stringify(n)}];`),
+    `export { ${names.map((n, i) => `x${i} as ${n}`).join(', ')} };`,
+    '',
+  ];
+  writeFileSync(join(vendor, `${name}.js`), lines.join('\n'));
+  rmSync(join(vendor, `${name}.js.map`), { force: true });
 }
+
+// The caches: one validation of the shipped configuration, then what V8
+// compiled for it, bundle by bundle.
+const bundles = await import(pathToFileURL(join(vendor, 'bundles.js')).href);
+const { loadConfig } = await import(pathToFileURL(join(root, 'dist/config/load.js')).href);
+loadConfig(join(root, 'config/handover.yaml'));
+for (const file of bundles.writeCaches()) process.stdout.write(`vendor: ${relative(root, file)}\n`);

@@ -10,7 +10,6 @@
 // on this side) or the same ConfigError.
 
 import { statSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
 import { ConfigError, deepFreeze, loadConfig, ResourceShortage, type ConfigProblem } from './load.js';
 import { MAX_CONFIG_BYTES } from './limits.js';
 import type { Config } from './types.js';
@@ -53,7 +52,10 @@ export async function loadConfigAsync(file: string, options: AsyncLoadOptions = 
   }
   // Too large is refused by loadConfig before it reads a byte.
   if (size <= inlineMax || size > MAX_CONFIG_BYTES) return loadConfig(file);
-  const answer = await parseInThread(file, options.timeoutMs ?? CONFIG_PARSE_TIMEOUT_MS);
+  // Loaded here, not at the top: most files never need a thread, and
+  // node:worker_threads is a few modules `handover check` need not compile.
+  const { Worker } = await import('node:worker_threads');
+  const answer = await parseInThread(Worker, file, options.timeoutMs ?? CONFIG_PARSE_TIMEOUT_MS);
   if (answer.ok) return deepFreeze(answer.config);
   if ('failure' in answer) throw new Error(answer.failure);
   if ('shortage' in answer) throw new ResourceShortage(answer.shortage.file, answer.shortage.code, answer.shortage.doing);
@@ -62,7 +64,7 @@ export async function loadConfigAsync(file: string, options: AsyncLoadOptions = 
   throw err;
 }
 
-function parseInThread(file: string, timeoutMs: number): Promise<ThreadAnswer> {
+function parseInThread(Worker: typeof import('node:worker_threads').Worker, file: string, timeoutMs: number): Promise<ThreadAnswer> {
   return new Promise((resolve) => {
     const worker = new Worker(THREAD_ENTRY, {
       workerData: { file },

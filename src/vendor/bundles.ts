@@ -1,0 +1,83 @@
+// Loads the vendored bundles (dist/vendor/<name>.cjs, made by
+// scripts/vendor.mjs) with V8's code cache. Node 22 keeps compiled code on
+// disk by itself (module.enableCompileCache, main.ts); Node 20 does not, and
+// compiling zod and yaml, and compiling again each function a command calls,
+// was the largest part of `handover check` after the bundles cut the module
+// count (bench/cli-cost.ts). So the build runs a representative validation
+// once and stores the code V8 compiled for it beside each bundle
+// (<name>.cache); every later start reads it instead of compiling. A cache
+// V8 refuses (another Node version, other V8 flags) or a missing one costs
+// nothing but the compile it would have saved: the bundle runs from its
+// source, as any module does.
+//
+// Node 22.1 and later load the bundles with require instead, so that their
+// own compile cache (enabled in main.ts) covers them: a cache V8 made under
+// another version would be refused there anyway.
+//
+// Only dist/ uses this: under tsx, src/vendor/*.ts are plain re-exports.
+import { readFileSync, writeFileSync } from 'node:fs';
+import module, { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Script } from 'node:vm';
+
+/** `node`: loaded with require, under Node's own compile cache (22.1+). */
+export type CacheUse = 'accepted' | 'rejected' | 'absent' | 'node';
+
+interface Loaded {
+  readonly script?: Script;
+  readonly cacheFile: string;
+  readonly cache: CacheUse;
+}
+
+/** Node 22.1+: Node caches compiled code itself. */
+export const NODE_COMPILE_CACHE = typeof (module as { enableCompileCache?: unknown }).enableCompileCache === 'function';
+
+const loaded = new Map<string, Loaded>();
+
+/** The CommonJS wrapper Node itself puts around a module's source. */
+const WRAP_BEFORE = '(function (exports, require, module, __filename, __dirname) {';
+const WRAP_AFTER = '\n})';
+
+/** Runs the bundle `name` (once per process) and returns its exports. */
+export function loadBundle(name: string): Record<string, unknown> {
+  const path = fileURLToPath(new URL(`./${name}.cjs`, import.meta.url));
+  const cacheFile = fileURLToPath(new URL(`./${name}.cache`, import.meta.url));
+  if (NODE_COMPILE_CACHE) {
+    loaded.set(name, { cacheFile, cache: 'node' });
+    return createRequire(path)(path) as Record<string, unknown>;
+  }
+  let cachedData: Buffer | undefined;
+  try {
+    cachedData = readFileSync(cacheFile);
+  } catch {
+    cachedData = undefined; // not built yet (the build's own run), or removed: compile from source
+  }
+  const script = new Script(WRAP_BEFORE + readFileSync(path, 'utf8') + WRAP_AFTER, { filename: path, cachedData });
+  const cache: CacheUse = cachedData === undefined ? 'absent' : script.cachedDataRejected === true ? 'rejected' : 'accepted';
+  loaded.set(name, { script, cacheFile, cache });
+  const module = { exports: {} as Record<string, unknown> };
+  const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
+  wrapper(module.exports, createRequire(path), module, path, dirname(path));
+  return module.exports;
+}
+
+/** What happened to each bundle's cache in this process (a test checks the build's caches are taken). */
+export function cacheUse(): Record<string, CacheUse> {
+  return Object.fromEntries([...loaded].map(([name, l]) => [name, l.cache]));
+}
+
+/**
+ * Writes each bundle's cache: the code V8 compiled for it so far, the
+ * functions the process ran included. The build calls this after a
+ * validation; returns the files written (none under Node 22.1+).
+ */
+export function writeCaches(): string[] {
+  const written: string[] = [];
+  for (const { script, cacheFile } of loaded.values()) {
+    if (!script) continue;
+    writeFileSync(cacheFile, script.createCachedData());
+    written.push(cacheFile);
+  }
+  return written;
+}
