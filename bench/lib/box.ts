@@ -44,9 +44,32 @@ export class Box {
     }
   }
 
+  /** While set (idleServers), the servers are not pinned: nothing else runs. */
+  private serversUnpinned = false;
+
+  /**
+   * Runs `body` with the servers free to use every CPU: for a scenario that
+   * runs no load generator (scenario 5, reloads at idle), where pinning the
+   * servers to their half would only make a generation's workers start one
+   * after another on one CPU. Processes started meanwhile keep that.
+   */
+  async idleServers<T>(body: () => Promise<T>): Promise<T> {
+    this.serversUnpinned = true;
+    try {
+      return await body();
+    } finally {
+      this.serversUnpinned = false;
+    }
+  }
+
+  /** What the servers are pinned to now (null: every CPU). */
+  get serversCpus(): string | null {
+    return this.serversUnpinned ? null : this.pinning.servers;
+  }
+
   /** `cmd args` inside the namespace, pinned to the side's CPUs. child.pid is the command's own pid. */
   spawn(side: Side, cmd: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-    const cpuList = side === 'servers' ? this.pinning.servers : this.pinning.load;
+    const cpuList = side === 'servers' ? this.serversCpus : this.pinning.load;
     // Into the group first: `ip netns exec` mounts a sysfs of the namespace's own, without the cgroup tree.
     const inNs = ['ip', 'netns', 'exec', this.ns.name, ...pinned(cpuList, [cmd, ...args])];
     const group = this.groups[side];

@@ -145,6 +145,8 @@ export interface DurationResults {
   readonly reuseportMs: number[];
   /** The effective `reload.settle` default of the build. */
   readonly settleDefault: string;
+  /** The servers could use every CPU (no load generator runs in this scenario); absent in older results, which pinned them. */
+  readonly unpinned?: boolean;
 }
 
 export interface CliResults {

@@ -166,7 +166,8 @@ export function durationTable(r: Results): string {
     rows.push([`baseline: ${d.generationWorkers} handover workers spawned at once, spawn → the last ready`, p50p95(d.generationMs), '–', '–', '–', times(summarize(d.generationMs).p50 / bare), '0']);
   }
   rows.push(['baseline: one bare SO_REUSEPORT process, spawn → listening', p50p95(d.reuseportMs), '–', '–', '–', times(summarize(d.reuseportMs).p50 / bare), '0']);
-  return table(['reload (idle)', 'as the caller waits p50 / p95 ms', 'report durationMs p50 / p95', 'settleMs p50 / p95', 'command CPU ms p50', 'report p50 ÷ bare worker p50', 'failed'], rows);
+  const where = d.unpinned ? 'No load generator runs here: the servers, the CLI and the baselines may use every CPU.' : 'The servers, the CLI and the baselines pinned to the servers\' CPUs, as above.';
+  return `${where}\n\n${table(['reload (idle)', 'as the caller waits p50 / p95 ms', 'report durationMs p50 / p95', 'settleMs p50 / p95', 'command CPU ms p50', 'report p50 ÷ bare worker p50', 'failed'], rows)}`;
 }
 
 export function masterTable(r: Results): string {

@@ -8,6 +8,10 @@
 // these CPUs); and one bare SO_REUSEPORT process, spawn to listening. The
 // workers are started confined, as the master starts them. The other
 // contenders' reloads (signal to "reloaded", `pm2 reload`) for comparison.
+// No load generator runs here, so nothing is pinned: a generation's workers
+// start side by side on every CPU, as on a machine of this size; pinned to
+// the servers' one CPU, two workers took twice one worker's time, and the
+// ratio to one worker measured that.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,8 +60,13 @@ function configs(ctx: Ctx): Config[] {
   return all;
 }
 
-export async function reloadDuration(ctx: Ctx): Promise<void> {
-  const results: Durations = { configs: {}, bareWorkerMs: [], bareWorkerCpuMs: [], generationMs: [], generationWorkers: ctx.o.workers, reuseportMs: [], settleDefault: settleDefault() };
+/** At idle: no load generator runs, so the servers (and the baselines) may use every CPU (Box.idleServers). */
+export function reloadDuration(ctx: Ctx): Promise<void> {
+  return ctx.box.idleServers(() => measureAll(ctx));
+}
+
+async function measureAll(ctx: Ctx): Promise<void> {
+  const results: Durations = { configs: {}, bareWorkerMs: [], bareWorkerCpuMs: [], generationMs: [], generationWorkers: ctx.o.workers, reuseportMs: [], settleDefault: settleDefault(), unpinned: ctx.box.serversCpus === null };
   ctx.results.duration = results;
   const all = configs(ctx);
   for (let repeat = 0; repeat < ctx.o.repeats; repeat++) {
