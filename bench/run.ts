@@ -20,6 +20,7 @@ import { markdown } from './report/markdown.js';
 import { readmeSection, updateReadme } from './report/readme.js';
 import { seriesSvg } from './report/svg.js';
 import { cliCost } from './scenarios/cli-cost.js';
+import { pairs } from './scenarios/pairs.js';
 import { Ctx } from './scenarios/context.js';
 import { reloadDuration } from './scenarios/reload-duration.js';
 import { reloadSeries } from './scenarios/reload-series.js';
@@ -31,6 +32,7 @@ const SVG = 'reload-series.svg';
 
 const SCENARIO_RUNNERS: Record<ScenarioId, { title: string; run: (ctx: Ctx) => Promise<void> }> = {
   throughput: { title: 'scenarios 1, 2, 6: throughput, latency, master CPU and RSS', run: throughput },
+  pairs: { title: 'head to head: throughput of two contenders loaded at once', run: pairs },
   reload: { title: 'scenario 3: a reload every second under load', run: reloadSeries },
   tls: { title: 'scenario 4: TLS certificate rotation under load', run: tlsRotation },
   duration: { title: 'scenario 5: reload duration at idle', run: reloadDuration },

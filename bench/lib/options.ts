@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { CONTENDERS, type ContenderId } from '../contenders/index.js';
 
-export const SCENARIOS = ['throughput', 'reload', 'tls', 'duration', 'cli'] as const;
+export const SCENARIOS = ['throughput', 'pairs', 'reload', 'tls', 'duration', 'cli'] as const;
 export type ScenarioId = (typeof SCENARIOS)[number];
 
 export interface Durations {
@@ -13,6 +13,9 @@ export interface Durations {
   /** Scenarios 1, 2: rounds; each runs every contender once, all started together beforehand. */
   readonly throughputRounds: number;
   readonly warmupS: number;
+  /** Head to head (pairs): rounds per pair and mode, and each round's seconds. */
+  readonly pairRounds: number;
+  readonly pairS: number;
   /** Scenario 6: the master at idle, measured before the load. */
   readonly idleS: number;
   /** Scenario 3: keep-alive without reloads, right before the series. */
@@ -25,8 +28,8 @@ export interface Durations {
   readonly cliRounds: number;
 }
 
-export const FULL: Durations = { throughputS: 4, throughputRounds: 9, warmupS: 2, idleS: 3, calmS: 10, seriesS: 30, reloads: 10, cliRounds: 10 };
-export const QUICK: Durations = { throughputS: 2, throughputRounds: 2, warmupS: 1, idleS: 1, calmS: 3, seriesS: 6, reloads: 3, cliRounds: 3 };
+export const FULL: Durations = { throughputS: 4, throughputRounds: 9, pairRounds: 11, pairS: 4, warmupS: 2, idleS: 3, calmS: 10, seriesS: 30, reloads: 10, cliRounds: 10 };
+export const QUICK: Durations = { throughputS: 2, throughputRounds: 2, pairRounds: 2, pairS: 1, warmupS: 1, idleS: 1, calmS: 3, seriesS: 6, reloads: 3, cliRounds: 3 };
 
 export interface Options {
   readonly quick: boolean;

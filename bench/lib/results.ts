@@ -1,5 +1,6 @@
 // What a run records: plain data, written as bench/results/latest.json and
 // rendered into the Markdown tables and the SVG from there.
+import type { Spread } from './stats.js';
 import type { WrkErrors, WrkResult } from './wrk.js';
 
 export type ByContender<T> = Record<string, T[]>;
@@ -164,9 +165,24 @@ export interface Check {
   readonly met: boolean | null;
 }
 
+/** Two contenders loaded at once (bench/scenarios/pairs.ts). */
+export interface PairResult {
+  readonly a: string;
+  readonly b: string;
+  readonly mode: 'keepalive' | 'newconn';
+  /** Per round: a's rate ÷ b's, measured over the same seconds. */
+  readonly ratio: Spread;
+  readonly rps: { readonly a: readonly number[]; readonly b: readonly number[] };
+  /** Per round: a's server CPU ÷ b's (1 when the groups split the CPU evenly). */
+  readonly cpuShare: Spread;
+  readonly errors: number;
+}
+
 export interface Results {
   readonly meta: Meta;
   throughput: { keepalive: ByContender<ThroughputRun>; newconn: ByContender<ThroughputRun> };
+  /** Head to head; absent in results from before it was part of the run. */
+  pairs?: PairResult[];
   reloadSeries: ByContender<SeriesRun>;
   tls?: TlsResults;
   duration?: DurationResults;

@@ -4,6 +4,7 @@ import type { ClientRun, Results, SeriesRun, ThroughputRun } from '../lib/result
 import { spread, summarize } from '../lib/stats.js';
 import { wrkErrorTotal } from '../lib/wrk.js';
 import { MODULES, NODE_FLOOR } from '../scenarios/cli-cost.js';
+import { PAIR_CONNECTIONS } from '../scenarios/pairs.js';
 import { checks, perRound, rps, seriesFailures } from './checks.js';
 import { compact, ms, num, p50p95, pct, table, times, withSpread } from './format.js';
 
@@ -53,6 +54,26 @@ export function throughputTable(r: Results): string {
   };
   const rows = [...new Set([...ids(r, ka), ...ids(r, nc)])].map((id) => [r.meta.labels[id]!, ...cols(ka[id], ka[base]), ...cols(nc[id], nc[base])]);
   return table(['contender', 'keep-alive req/s', 'p50 / p99 ms', 'handover (migrate) ÷', 'new connection req/s', 'p50 / p99 ms', 'handover (migrate) ÷'], rows);
+}
+
+/** Head to head: each pair's per-round ratios, keep-alive then new connection. */
+export function pairsTable(r: Results): string {
+  if (!r.pairs?.length) return '';
+  const label = (id: string): string => r.meta.labels[id] ?? id;
+  const rounds = r.meta.durations['pairRounds'];
+  const rows = r.pairs.map((p) => [
+    `${label(p.a)} ÷ ${label(p.b)}${p.a === p.b ? ' (A/A)' : ''}`,
+    p.mode === 'keepalive' ? 'keep-alive' : 'new connection',
+    `${times(p.ratio.median)} [${times(p.ratio.min)}–${times(p.ratio.max)}]`,
+    `${compact(spread([...p.rps.a]).median)} / ${compact(spread([...p.rps.b]).median)}`,
+    num(p.cpuShare.median, 2),
+    String(p.errors),
+  ]);
+  return (
+    `Both contenders of a pair loaded at once${rounds === undefined ? '' : ` for ${rounds} rounds of ${r.meta.durations['pairS']} s`}, each by a wrk of its own (one thread, ${PAIR_CONNECTIONS} connections), ` +
+    `on the servers' CPU split by two CPU cgroups of equal weight: a round's ratio is taken over the same seconds. The A/A row is the method reading itself.\n\n` +
+    table(['a ÷ b', 'mode', 'per-round ratio, median [min–max]', 'a / b req/s (median round)', 'CPU a ÷ b', 'errors'], rows)
+  );
 }
 
 function kindsText(run: ClientRun | undefined, mode: 'keepalive' | 'newconn'): string {
@@ -204,6 +225,8 @@ export function markdown(r: Results, svgName: string): string {
     checksTable(r),
     '## Throughput and latency (scenarios 1 and 2)',
     throughputTable(r),
+    '## Throughput head to head (two contenders loaded at once)',
+    pairsTable(r) || 'not run',
     '## Reload every second under load (scenario 3)',
     seriesTable(r),
     `![requests per second and failed requests while reloading every second](${svgName})`,

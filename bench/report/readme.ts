@@ -2,7 +2,7 @@
 // bench:end markers) from a full run's results.
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Results } from '../lib/results.js';
-import { checksTable, cliTable, durationTable, header, seriesTable, throughputTable } from './markdown.js';
+import { checksTable, cliTable, durationTable, header, pairsTable, seriesTable, throughputTable } from './markdown.js';
 
 const START = '<!-- bench:start -->';
 const END = '<!-- bench:end -->';
@@ -14,6 +14,8 @@ export function readmeSection(r: Results, svgPath: string, fullPath: string): st
     checksTable(r),
     '**Throughput and latency:**',
     throughputTable(r),
+    '**Throughput head to head (two contenders loaded at once; the throughput targets are held here):**',
+    pairsTable(r) || 'not run',
     '**A reload every second under load:**',
     seriesTable(r),
     `![requests per second and failed requests while reloading every second](${svgPath})`,

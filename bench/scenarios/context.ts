@@ -28,6 +28,13 @@ export class Ctx {
     return makeContender(id, this.box, { port: this.port++, workers: this.o.workers, ...extra });
   }
 
+  /** `count` consecutive ports no earlier run used; returns the first. */
+  ports(count: number): number {
+    const first = this.port;
+    this.port += count;
+    return first;
+  }
+
   /** The contenders in the order of this repeat: rotated, so that none always runs first. */
   order<T>(ids: readonly T[], repeat: number): T[] {
     const k = ids.length === 0 ? 0 : repeat % ids.length;

@@ -114,6 +114,21 @@ describe('bench parsing and reports', () => {
     assert.equal(bare?.met, true);
   });
 
+  it('holds the throughput targets head to head where the run has the pair, run after run elsewhere', () => {
+    const r = results();
+    const pair = (b: string, values: number[]) => ({ a: 'handover-migrate', b, mode: 'keepalive' as const, ratio: spread(values), rps: { a: [100], b: [100] }, cpuShare: spread([1]), errors: 0 });
+    const c = checks({ ...r, pairs: [pair('handover-migrate', [0.99, 1.01, 1.0]), pair('cluster-rr', [1.05, 1.08, 1.02])] });
+    const find = (what: string) => c.find((x) => x.what.includes(what));
+    // Head to head, rr reads 1.05 (< 1.1: not met) where run after run said 1.2 (met): the pair decides.
+    assert.equal(find('keep-alive: handover <migrate> ÷ cluster rr, head to head')?.met, false);
+    assert.equal(find('keep-alive: handover <migrate> ÷ cluster rr, head to head')?.value, '1.05× [1.02×–1.08×]');
+    assert.equal(find('keep-alive: handover <migrate> ÷ cluster rr, run after run')?.met, null);
+    assert.equal(find('keep-alive: handover <migrate> ÷ pm2, run after run')?.met, true); // no pair for pm2: held here
+    const aa = find('keep-alive: handover <migrate> ÷ handover <migrate>, head to head');
+    assert.equal(aa?.met, null);
+    assert.equal(aa?.value, '1.00× [0.99×–1.01×]');
+  });
+
   it('sets a reload\'s report against one worker\'s spawn and against a whole generation\'s', () => {
     const r = results();
     const samples = { wallMs: [400], durationMs: [260], settleMs: [0], commandCpuMs: [100], failed: 0, repeatP50: [400] };
