@@ -39,7 +39,7 @@ const loaded = new Map<string, Loaded>();
 const WRAP_BEFORE = '(function (exports, require, module, __filename, __dirname) {';
 const WRAP_AFTER = '\n})';
 
-/** Runs the bundle `name` (once per process) and returns its exports. */
+/** Runs the bundle `name` and returns its exports (its ES module, dist/vendor/<name>.js, asks once per process). */
 export function loadBundle(name: string): Record<string, unknown> {
   const path = fileURLToPath(new URL(`./${name}.cjs`, import.meta.url));
   const cacheFile = fileURLToPath(new URL(`./${name}.cache`, import.meta.url));
@@ -56,10 +56,10 @@ export function loadBundle(name: string): Record<string, unknown> {
   const script = new Script(WRAP_BEFORE + readFileSync(path, 'utf8') + WRAP_AFTER, { filename: path, cachedData });
   const cache: CacheUse = cachedData === undefined ? 'absent' : script.cachedDataRejected === true ? 'rejected' : 'accepted';
   loaded.set(name, { script, cacheFile, cache });
-  const module = { exports: {} as Record<string, unknown> };
+  const commonjs = { exports: {} as Record<string, unknown> };
   const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
-  wrapper(module.exports, createRequire(path), module, path, dirname(path));
-  return module.exports;
+  wrapper(commonjs.exports, createRequire(path), commonjs, path, dirname(path));
+  return commonjs.exports;
 }
 
 /** What happened to each bundle's cache in this process (a test checks the build's caches are taken). */
