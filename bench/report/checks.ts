@@ -6,7 +6,7 @@ import { ratio, spread, summarize, type Spread } from '../lib/stats.js';
 import { wrkErrorTotal } from '../lib/wrk.js';
 import { NODE_FLOOR } from '../scenarios/cli-cost.js';
 import { clientFailures } from '../scenarios/series.js';
-import { times } from './format.js';
+import { modeName, times } from './format.js';
 
 const STRATEGIES = ['handover-migrate', 'handover-inherit'] as const;
 const SAME_PATH = 0.97;
@@ -56,15 +56,16 @@ export function checks(r: Results): Check[] {
   const label = (id: string): string => r.meta.labels[id] ?? id;
   const rivals = [['reuseport', SAME_PATH], ['cluster-none', SAME_PATH], ['cluster-rr', AHEAD], ['pm2', AHEAD]] as const;
   for (const mode of ['keepalive', 'newconn'] as const) {
-    const modeText = mode === 'keepalive' ? 'keep-alive' : 'new connection';
+    const modeText = modeName(mode);
+    const modePairs = (r.pairs ?? []).filter((x) => x.mode === mode);
     // Head to head, where the run has it: the targets are held there.
-    for (const p of (r.pairs ?? []).filter((x) => x.mode === mode)) {
+    for (const p of modePairs) {
       const target = rivals.find(([rival]) => rival === p.b)?.[1];
       const what = `throughput ${modeText}: ${label(p.a)} ÷ ${label(p.b)}, head to head (per round)`;
       if (p.a === p.b) out.push({ ...spreadCheck(what, p.ratio, 1), target: 'A/A: 1×, the method\'s own reading', met: null });
       else if (target !== undefined) out.push(spreadCheck(what, p.ratio, target));
     }
-    const paired = new Set((r.pairs ?? []).filter((x) => x.mode === mode).map((x) => `${x.a} ${x.b}`));
+    const paired = new Set(modePairs.map((x) => `${x.a} ${x.b}`));
     const t = r.throughput[mode];
     for (const h of STRATEGIES) {
       for (const [rival, target] of rivals) {

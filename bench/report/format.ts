@@ -19,6 +19,11 @@ export function withSpread(values: readonly number[], f: (v: number) => string =
   return s.values.length > 1 && s.min !== s.max ? `${f(s.median)} [${f(s.min)}–${f(s.max)}]` : f(s.median);
 }
 
+/** A load mode as the tables name it. */
+export function modeName(mode: 'keepalive' | 'newconn'): string {
+  return mode === 'keepalive' ? 'keep-alive' : 'new connection';
+}
+
 export function times(v: number): string {
   return Number.isFinite(v) ? `${v.toFixed(2)}×` : '–';
 }

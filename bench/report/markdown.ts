@@ -6,7 +6,7 @@ import { wrkErrorTotal } from '../lib/wrk.js';
 import { MODULES, NODE_FLOOR } from '../scenarios/cli-cost.js';
 import { PAIR_CONNECTIONS } from '../scenarios/pairs.js';
 import { checks, perRound, rps, seriesFailures } from './checks.js';
-import { compact, ms, num, p50p95, pct, table, times, withSpread } from './format.js';
+import { compact, modeName, ms, num, p50p95, pct, table, times, withSpread } from './format.js';
 
 const KINDS = ['reset', 'refused', 'eof', 'timeout', 'non2xx', 'other'] as const;
 
@@ -63,7 +63,7 @@ export function pairsTable(r: Results): string {
   const rounds = r.meta.durations['pairRounds'];
   const rows = r.pairs.map((p) => [
     `${label(p.a)} ÷ ${label(p.b)}${p.a === p.b ? ' (A/A)' : ''}`,
-    p.mode === 'keepalive' ? 'keep-alive' : 'new connection',
+    modeName(p.mode),
     `${times(p.ratio.median)} [${times(p.ratio.min)}–${times(p.ratio.max)}]`,
     `${compact(spread([...p.rps.a]).median)} / ${compact(spread([...p.rps.b]).median)}`,
     num(p.cpuShare.median, 2),
