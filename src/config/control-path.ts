@@ -3,9 +3,9 @@
 // -c FILE` finds the master started with the same FILE, two services never
 // share a socket, and nothing needs to be written down between runs.
 
-import { createHash } from 'node:crypto';
 import { lstatSync, mkdirSync } from 'node:fs';
 import { basename, extname, isAbsolute, join, resolve } from 'node:path';
+import { sha256Hex } from './sha256.js';
 
 /** sun_path is 108 bytes including the terminating NUL. */
 export const MAX_SOCKET_PATH_BYTES = 107;
@@ -36,7 +36,7 @@ export function controlDir(env: NodeJS.ProcessEnv = process.env, uid: number = c
 export function defaultControlSocket(configFile: string, env: NodeJS.ProcessEnv = process.env, uid: number = currentUid()): string {
   const abs = resolve(configFile);
   const dir = controlDir(env, uid);
-  const hash = createHash('sha256').update(abs).digest('hex').slice(0, HASH_HEX_CHARS);
+  const hash = sha256Hex(abs).slice(0, HASH_HEX_CHARS);
   const suffix = `-${hash}.sock`;
   const room = MAX_SOCKET_PATH_BYTES - Buffer.byteLength(join(dir, suffix));
   if (room < 0) {
