@@ -55,7 +55,7 @@ async function prepare(config: ConfigOptions, dir: string, file: string): Promis
   if (config.reload?.watch === true) {
     throw new ConfigError([{ file: ORIGIN, path: 'reload.watch', message: 'there is no file to watch when the configuration is an object; call reload()' }]);
   }
-  const { parseConfigObject, withAbsolutePaths } = await import('./config/load.js');
+  const { parseConfigObject, withAbsolutePaths } = await import('./config/index.js');
   const input = withAbsolutePaths({ ...config, reload: { ...config.reload, watch: false } }, dir);
   return { config: parseConfigObject(input, file, ORIGIN), text: `${JSON.stringify(input, null, 2)}\n` };
 }

@@ -30,7 +30,7 @@ function version(): string {
 /** Without a master there is nothing to show; but a broken file is the more useful news. */
 async function orConfigProblem(file: string, err: unknown): Promise<never> {
   if (err instanceof Error && err.name === 'NotRunningError') {
-    const { loadConfig } = await import('./config/load.js');
+    const { loadConfig } = await import('./config/index.js');
     loadConfig(file); // throws ConfigError when the file is the problem
   }
   throw err;
@@ -90,7 +90,7 @@ async function run(argv: readonly string[]): Promise<number> {
   switch (parsed.command) {
     case 'start': {
       // Large files parse in a thread with a heap limit: a hostile file cannot balloon this process.
-      const [{ loadConfigAsync }, { runMaster }] = await Promise.all([import('./config/load-async.js'), import('./master/run.js')]);
+      const [{ loadConfigAsync }, { runMaster }] = await Promise.all([import('./config/index.js'), import('./master/run.js')]);
       return runMaster(await loadConfigAsync(choice.file));
     }
     case 'check': {

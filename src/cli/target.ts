@@ -141,7 +141,7 @@ function field(value: unknown, key: string): unknown {
 }
 
 async function validated(file: string): Promise<ControlTarget> {
-  const { loadConfig } = await import('../config/load.js');
+  const { loadConfig } = await import('../config/index.js');
   const config = loadConfig(file);
   return { socket: config.controlSocket, deadlines: config.reload };
 }

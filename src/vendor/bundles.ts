@@ -1,5 +1,6 @@
-// Loads the vendored bundles (dist/vendor/<name>.cjs, made by
-// scripts/vendor.mjs) with V8's code cache. Node 22 keeps compiled code on
+// Loads the bundles scripts/vendor.mjs makes (dist/vendor/zod.cjs and
+// yaml.cjs, and dist/config/config.cjs, handover's own configuration
+// loader) with V8's code cache. Node 22 keeps compiled code on
 // disk by itself (module.enableCompileCache, main.ts); Node 20 does not, and
 // compiling zod and yaml, and compiling again each function a command calls,
 // was the largest part of `handover check` after the bundles cut the module
@@ -12,12 +13,14 @@
 //
 // Node 22.1 and later load the bundles with require instead, so that their
 // own compile cache (enabled in main.ts) covers them: a cache V8 made under
-// another version would be refused there anyway.
+// another version would be refused there anyway. The configuration loader
+// is not bundled for them: its stub imports tsc's modules (dist/config/
+// entry.js), which that cache covers too.
 //
 // Only dist/ uses this: under tsx, src/vendor/*.ts are plain re-exports.
 import { readFileSync, writeFileSync } from 'node:fs';
 import module, { createRequire } from 'node:module';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 
@@ -39,13 +42,24 @@ const loaded = new Map<string, Loaded>();
 const WRAP_BEFORE = '(function (exports, require, module, __filename, __dirname) {';
 const WRAP_AFTER = '\n})';
 
-/** Runs the bundle `name` and returns its exports (its ES module, dist/vendor/<name>.js, asks once per process). */
-export function loadBundle(name: string): Record<string, unknown> {
-  const path = fileURLToPath(new URL(`./${name}.cjs`, import.meta.url));
-  const cacheFile = fileURLToPath(new URL(`./${name}.cache`, import.meta.url));
+/**
+ * Runs the bundle at `file` (dist/<dir>/<name>.cjs) and returns its exports;
+ * its ES module stub asks once per process. `imports` answers the bundle's
+ * require() of the modules it leaves out (the config bundle's zod, yaml and
+ * error classes), by the specifier as written, so that the process holds one
+ * copy of each: Node 20's require cannot load an ES module, and a second
+ * ConfigError class would fail `instanceof`. Under Node 22.1+ only bundles
+ * without `imports` come here (their stubs say so).
+ */
+export function loadBundle(file: URL, imports: Readonly<Record<string, unknown>> = {}): Record<string, unknown> {
+  const path = fileURLToPath(file);
+  const name = basename(path, '.cjs');
+  const cacheFile = join(dirname(path), `${name}.cache`);
+  const require = createRequire(path);
   if (NODE_COMPILE_CACHE) {
+    if (Object.keys(imports).length > 0) throw new Error(`${name}: a bundle with imports is loaded through vm under Node 20 only`);
     loaded.set(name, { cacheFile, cache: 'node' });
-    return createRequire(path)(path) as Record<string, unknown>;
+    return require(path) as Record<string, unknown>;
   }
   let cachedData: Buffer | undefined;
   try {
@@ -58,7 +72,8 @@ export function loadBundle(name: string): Record<string, unknown> {
   loaded.set(name, { script, cacheFile, cache });
   const commonjs = { exports: {} as Record<string, unknown> };
   const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
-  wrapper(commonjs.exports, createRequire(path), commonjs, path, dirname(path));
+  const given = (id: string): unknown => (Object.hasOwn(imports, id) ? imports[id] : require(id));
+  wrapper(commonjs.exports, Object.assign(given, { resolve: require.resolve, cache: require.cache }), commonjs, path, dirname(path));
   return commonjs.exports;
 }
 

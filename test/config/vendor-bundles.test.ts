@@ -1,5 +1,6 @@
-// The vendored zod and yaml as dist/ loads them (scripts/vendor.mjs,
-// src/vendor/bundles.ts): under Node 20 from the code cache the build made,
+// The vendored zod and yaml, and the configuration loader's bundle, as
+// dist/ loads them (scripts/vendor.mjs, src/vendor/bundles.ts): under Node
+// 20 from the code cache the build made,
 // and from their source when that cache is refused or missing. A plain node
 // each time, with no flags: V8 refuses a cache made under other flags.
 // Needs the build (npm test builds first).
@@ -30,12 +31,24 @@ describe('the vendored bundles', () => {
   it('load from the code cache the build made (Node 20), or under Node\'s own compile cache (22.1+)', () => {
     const use = inFreshNode(`
       const bundles = await import(${JSON.stringify(pathToFileURL(join(VENDOR, 'bundles.js')).href)});
-      const { loadConfig } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'dist/config/load.js')).href)});
+      const { loadConfig } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'dist/config/index.js')).href)});
       loadConfig(${JSON.stringify(join(ROOT, 'config/handover.yaml'))});
       console.log(JSON.stringify(bundles.cacheUse()));
     `);
     const expected = NODE_CACHES ? 'node' : 'accepted';
-    assert.deepEqual(use, { zod: expected, yaml: expected });
+    // Under Node 22.1+ the configuration loader is tsc's modules, under Node's compile cache.
+    assert.deepEqual(use, NODE_CACHES ? { zod: expected, yaml: expected } : { zod: expected, yaml: expected, config: expected });
+  });
+
+  it('hold one ConfigError class: the bundle throws the one the package exports', () => {
+    const out = inFreshNode(`
+      const config = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'dist/config/index.js')).href)});
+      const pkg = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'dist/index.js')).href)});
+      let thrown;
+      try { config.parseConfigObject({ workers: 'many' }, '/nowhere/handover.yaml'); } catch (err) { thrown = err; }
+      console.log(JSON.stringify({ same: config.ConfigError === pkg.ConfigError, instance: thrown instanceof pkg.ConfigError, name: thrown?.name }));
+    `);
+    assert.deepEqual(out, { same: true, instance: true, name: 'ConfigError' });
   });
 
   it('run from their source when the cache is refused or missing', { skip: NODE_CACHES && "Node 22.1+ loads them with require, under its own compile cache" }, () => {
