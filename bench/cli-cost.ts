@@ -10,7 +10,8 @@
 // the baseline's wall time; `reload` back within 1.5x its own report's
 // durationMs + settleMs + 100 ms (every few rounds; that bound has no
 // baseline, so a loaded machine, where node alone takes 200 ms, misses it).
-// `check` validates the whole file (zod, yaml): shown, not held to a target.
+// `check` validates the whole file (zod, yaml) and is held too, as `npm run
+// bench` holds it (the issue asks it of every command).
 // Needs `npm run build` first.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,7 +44,7 @@ const COMMANDS: readonly Command[] = [
   { name: 'handover --help', args: [MAIN, '--help'], held: true },
   { name: 'handover status', args: [MAIN, 'status'], held: true },
   { name: 'handover status --json', args: [MAIN, 'status', '--json'], held: true },
-  { name: 'handover check', args: [MAIN, 'check'], held: false },
+  { name: 'handover check', args: [MAIN, 'check'], held: true },
 ];
 
 /** CPU seconds used so far by this process's waited-for children. */

@@ -76,13 +76,15 @@ export async function measurePair(box: Box, script: string, a: ContenderId, b: C
   }
 }
 
-/** The pairs `npm run bench` measures: handover (migrate) against itself and against each rival of the throughput targets. */
+const RIVALS: readonly ContenderId[] = ['reuseport', 'cluster-none', 'cluster-rr', 'pm2'];
+
+/**
+ * The pairs `npm run bench` measures: handover (migrate) against itself, and
+ * each strategy against each rival of the throughput targets.
+ */
 export const BENCH_PAIRS: readonly (readonly [ContenderId, ContenderId])[] = [
   ['handover-migrate', 'handover-migrate'],
-  ['handover-migrate', 'reuseport'],
-  ['handover-migrate', 'cluster-none'],
-  ['handover-migrate', 'cluster-rr'],
-  ['handover-migrate', 'pm2'],
+  ...(['handover-migrate', 'handover-inherit'] as const).flatMap((h) => RIVALS.map((rival) => [h, rival] as const)),
 ];
 
 /** The scenario: every pair whose two contenders are in the run, keep-alive and new connection. */
