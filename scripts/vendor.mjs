@@ -82,6 +82,9 @@ await build({
   logLevel: 'warning',
   // load-async.ts finds its thread's entry (dist/config/load-thread.js) beside itself.
   define: { 'import.meta.url': 'import_meta_url' },
+  // Its lazy import('node:worker_threads') as a require: code run by node:vm
+  // has no loader for import() (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING).
+  supported: { 'dynamic-import': false },
   banner: { js: `// Made by scripts/vendor.mjs from src/config/index.ts: see dist/vendor/bundles.js.\nconst import_meta_url = require('node:url').pathToFileURL(__filename).href;` },
   plugins: [{
     name: 'left-out',
