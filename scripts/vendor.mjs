@@ -20,7 +20,7 @@
 //     one ConfigError class. Under Node 22.1+ that stub imports tsc's
 //     modules instead (dist/config/entry.js, tsc's index.js renamed), which
 //     Node's compile cache covers.
-// The bundles have no source maps: the code is the libraries', unchanged.
+// zod's and yaml's bundles have no source maps: the code is the libraries', unchanged.
 // Each starts with its package's name, version and license text, which both
 // licenses ask to travel with copies.
 import { build } from 'esbuild';
@@ -46,6 +46,13 @@ function stub(comment, head, bundle, names) {
   ].join('\n');
 }
 
+/**
+ * What every bundle is built with. They run through node:vm (bundles.ts),
+ * which has no loader for import() (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING),
+ * so a dynamic import becomes a require.
+ */
+const VM_BUNDLE = { bundle: true, format: 'cjs', platform: 'node', target: 'node20', logLevel: 'warning', supported: { 'dynamic-import': false } };
+
 for (const name of ['zod', 'yaml']) {
   const manifest = require.resolve(`${name}/package.json`);
   const { version } = JSON.parse(readFileSync(manifest, 'utf8'));
@@ -54,11 +61,7 @@ for (const name of ['zod', 'yaml']) {
   await build({
     entryPoints: [join(root, `src/vendor/${name}.ts`)],
     outfile: bundle,
-    bundle: true,
-    format: 'cjs',
-    platform: 'node',
-    target: 'node20',
-    logLevel: 'warning',
+    ...VM_BUNDLE,
     legalComments: 'inline',
     banner: { js: `/*! ${name} ${version}, bundled by handover's scripts/vendor.mjs from src/vendor/${name}.ts\n\n${license}\n*/` },
   });
@@ -75,16 +78,9 @@ const srcConfig = join(root, 'src/config');
 await build({
   entryPoints: [join(srcConfig, 'index.ts')],
   outfile: join(configDir, 'config.cjs'),
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  logLevel: 'warning',
+  ...VM_BUNDLE, // load-async.ts imports node:worker_threads lazily
   // load-async.ts finds its thread's entry (dist/config/load-thread.js) beside itself.
   define: { 'import.meta.url': 'import_meta_url' },
-  // Its lazy import('node:worker_threads') as a require: code run by node:vm
-  // has no loader for import() (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING).
-  supported: { 'dynamic-import': false },
   banner: { js: `// Made by scripts/vendor.mjs from src/config/index.ts: see dist/vendor/bundles.js.\nconst import_meta_url = require('node:url').pathToFileURL(__filename).href;` },
   plugins: [{
     name: 'left-out',
@@ -97,8 +93,8 @@ await build({
     },
   }],
 });
-renameSync(join(configDir, 'index.js'), join(configDir, 'entry.js'));
-writeFileSync(join(configDir, 'entry.js'), readFileSync(join(configDir, 'entry.js'), 'utf8').replace('//# sourceMappingURL=index.js.map', '//# sourceMappingURL=entry.js.map'));
+// tsc's index.js becomes entry.js (the stub below takes its name).
+writeFileSync(join(configDir, 'entry.js'), readFileSync(join(configDir, 'index.js'), 'utf8').replace('//# sourceMappingURL=index.js.map', '//# sourceMappingURL=entry.js.map'));
 renameSync(join(configDir, 'index.js.map'), join(configDir, 'entry.js.map'));
 const configNames = Object.keys(await import(pathToFileURL(join(configDir, 'entry.js')).href));
 const given = LEFT_OUT.map((spec, i) => `import * as i${i} from '${spec}';`);

@@ -73,7 +73,7 @@ export function loadBundle(file: URL, imports: Readonly<Record<string, unknown>>
   const commonjs = { exports: {} as Record<string, unknown> };
   const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
   const given = (id: string): unknown => (Object.hasOwn(imports, id) ? imports[id] : require(id));
-  wrapper(commonjs.exports, Object.assign(given, { resolve: require.resolve, cache: require.cache }), commonjs, path, dirname(path));
+  wrapper(commonjs.exports, given, commonjs, path, dirname(path));
   return commonjs.exports;
 }
 
